@@ -111,8 +111,9 @@ class _MaskGatedPixelToText(nn.Module):
     """Shared body of MBA and its FiLM variant: routing, pixel-to-text attention, gate.
 
     Subclasses define `_modulation(x, mixed)`, which turns the attention output into the
-    residual that eq. (4) adds (before the gate and gamma), and `_value_heads()`, the
-    linear maps applied to each attended token value (folded, see module docstring).
+    residual that eq. (4) adds (before the gate and gamma), both channel-first (B, C, P)
+    and (B, D, P), and `_value_heads()`, the linear map applied after the attention
+    heads are concatenated (folded into the token values, see module docstring).
     """
 
     def __init__(
@@ -224,21 +225,22 @@ class _MaskGatedPixelToText(nn.Module):
             routed: the kept tokens, K slots.
 
         Returns:
-            mixed: (B, P, D) attention output after the value heads, dtype of `x_norm`.
-            probs: (B, heads, P, K) fp32 attention probabilities (0 on invalid slots).
+            mixed: (B, D, P) attention output after the value heads, channel-first like
+                the feature map, dtype of `x_norm`.
+            probs: (B, P, heads, K) fp32 attention probabilities (0 on invalid slots).
         """
         b, k = routed.valid.shape
         h, d = self.num_heads, self.head_dim
+        dtype = x_norm.dtype
         keys = _linear_fp32(self.k_proj, routed.tokens).view(b, k, h, d)
         values = _linear_fp32(self.v_proj, routed.tokens).view(b, k, h, d)
         w_q = self.q_proj.weight.float().view(h, d, self.dim)
         b_q = self.q_proj.bias.float().view(h, d)
-        # Fold W_q into the keys: (B, h, K, C), and b_q . k into a per-key offset.
-        keys_in_pixel_space = torch.einsum("hdc,bkhd->bhkc", w_q, keys) / math.sqrt(d)
+        # Fold W_q into the keys, (B, C, h*K), and b_q . k into a per-key offset.
+        keys_in_pixel_space = torch.einsum("hdc,bkhd->bchk", w_q, keys) / math.sqrt(d)
         key_offset = torch.einsum("hd,bkhd->bhk", b_q, keys) / math.sqrt(d)
-        dtype = x_norm.dtype
-        logits = torch.einsum("bpc,bhkc->bhpk", x_norm, keys_in_pixel_space.to(dtype))
-        logits = logits.float() + key_offset.unsqueeze(2)
+        logits = torch.bmm(x_norm, keys_in_pixel_space.reshape(b, self.dim, h * k).to(dtype))
+        logits = logits.view(b, -1, h, k).float() + key_offset.unsqueeze(1)
         # Invalid slots get the most negative finite logit (not -inf, so a row with no
         # valid slot stays finite) and are then zeroed explicitly.
         invalid = ~routed.valid.view(b, 1, 1, k)
@@ -246,13 +248,12 @@ class _MaskGatedPixelToText(nn.Module):
         probs = logits.softmax(dim=-1).masked_fill(invalid, 0.0)
         if self.training and self.attn_dropout > 0:
             probs = F.dropout(probs, p=self.attn_dropout)
-        # Fold the output heads into the values: value of slot k seen by head h, (B,h,K,D).
+        # Fold the output heads into the values: slot k of head h as a D-vector, (B,D,h*K).
         w_o, b_o = self._value_heads()
         w_o = w_o.view(w_o.shape[0], h, d)
-        values_out = torch.einsum("bkhd,ehd->bhke", values, w_o)
-        mixed = torch.einsum("bhpk,bhke->bpe", probs.to(dtype), values_out.to(dtype))
-        mixed = mixed + b_o.to(dtype)
-        return mixed, probs
+        values_out = torch.einsum("bkhd,ehd->behk", values, w_o).reshape(b, -1, h * k)
+        mixed = torch.bmm(values_out.to(dtype), probs.view(b, -1, h * k).transpose(1, 2).to(dtype))
+        return mixed + b_o.to(dtype).view(1, -1, 1), probs
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -284,9 +285,10 @@ class _MaskGatedPixelToText(nn.Module):
         if text_mask is None:
             text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
         routed = self._route(text, text_mask)
-        x = visual.flatten(2).transpose(1, 2)  # (B, P, C)
+        x = visual.flatten(2)  # (B, C, P), a view: all per-pixel maths stays channel-first
         norm = self.norm_visual
-        x_norm = F.layer_norm(x, (c,), norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
+        x_norm = F.layer_norm(x.transpose(1, 2), (c,), norm.weight.to(x.dtype),
+                              norm.bias.to(x.dtype), norm.eps)  # (B, P, C)
         mixed, probs = self._attend(x_norm, routed)
         if self.use_mask_gate:
             gate = self.mask_gate(mask_logits, (height, width))  # (B, 1, H, W)
@@ -295,13 +297,13 @@ class _MaskGatedPixelToText(nn.Module):
         # A sample with no real token has nothing to inject: its residual is exactly 0
         # (otherwise the output bias alone would leak into the features).
         has_text = routed.valid.any(dim=1).float().view(b, 1, 1)
-        gate_flat = (gate.flatten(2).transpose(1, 2) * has_text).to(x.dtype)  # (B, P, 1)
+        gate_flat = (gate.flatten(2) * has_text).to(x.dtype)  # (B, 1, P)
         scale = (self.gamma.float() * self.warmup_scale).to(x.dtype)
-        residual = scale * (self._modulation(x, mixed) * gate_flat)
-        out = visual + residual.transpose(1, 2).reshape(b, c, height, width)
+        residual = self._modulation(x, mixed) * (gate_flat * scale)
+        out = visual + residual.view(b, c, height, width)
         if not return_attention:
             return out
-        attn = probs.view(b, self.num_heads, height, width, -1)
+        attn = probs.permute(0, 2, 1, 3).reshape(b, self.num_heads, height, width, -1)
         info = {
             "attn": attn,
             "attn_gated": attn * gate.view(b, 1, height, width, 1),
@@ -358,5 +360,5 @@ class MaskBiasedFiLM(_MaskGatedPixelToText):
         return w_f @ w_o, w_f @ b_o + b_f  # film(out_proj(o)) as one (2C, C) map
 
     def _modulation(self, x: Tensor, mixed: Tensor) -> Tensor:
-        scale, shift = mixed.split(self.dim, dim=-1)
+        scale, shift = mixed.split(self.dim, dim=1)
         return scale * x + shift
