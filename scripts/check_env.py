@@ -2,7 +2,8 @@
 
 Usage: python scripts/check_env.py
 
-Exits 0 when every `name==version` pin of requirements.txt is installed at that version
+Exits 0 when every `name==version` pin of requirements.txt and requirements-nodeps.txt is
+installed at that version
 and `mpr_cma` is importable from this checkout (an editable install of *this* clone);
 otherwise prints what is missing or different and exits 1. `make install` runs it first
 and only calls scripts/install_deps.sh when it fails, so repeated `make test` runs do
@@ -39,7 +40,8 @@ def installed_version(name: str) -> str | None:
 
 def main() -> int:
     problems = []
-    for name, wanted in read_pins(REPO / "requirements.txt").items():
+    pins = read_pins(REPO / "requirements.txt") | read_pins(REPO / "requirements-nodeps.txt")
+    for name, wanted in pins.items():
         have = installed_version(name)
         # Local version labels (torch 2.14.1+cu130) satisfy a pin on the public version.
         if have is None:

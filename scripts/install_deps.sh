@@ -17,5 +17,7 @@ tv_pin=$(grep -E '^torchvision==' requirements.txt)
 "$PY" -m pip install --quiet "$torch_pin" "$tv_pin"
 "$PY" -m pip install --quiet setuptools wheel ninja
 SAM2_BUILD_CUDA=0 DS_BUILD_OPS=0 "$PY" -m pip install --quiet --no-build-isolation -r requirements.txt
+# Overrides of pins made by our dependencies (the reason is in the file).
+"$PY" -m pip install --quiet --no-deps -r requirements-nodeps.txt
 "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
 "$PY" scripts/check_env.py

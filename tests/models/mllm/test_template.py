@@ -1,0 +1,172 @@
+"""Sa2VA-1B's chat template, image placeholders and supervised-label layout."""
+
+import random
+
+import pytest
+
+from mpr_cma.models.mllm.template import (
+    IGNORE_INDEX,
+    INFERENCE_SEG_PROMPT,
+    INTERNVL25_SYSTEM_PROMPT,
+    QWEN_CHAT,
+    SEG_ANSWERS,
+    SEG_QUESTIONS,
+    Turn,
+    build_conversation,
+    clean_expression,
+    encode_conversation,
+    image_placeholder,
+    multi_object_answer,
+    multi_object_question,
+    referring_question,
+    referring_turns,
+    render_conversation,
+    turns_from_llava,
+    video_placeholder,
+)
+from mpr_cma.models.mllm.tokenizer import add_special_tokens, load_tokenizer, tiny_tokenizer_path
+
+TWO_TURNS = [
+    Turn("<image>\nPlease segment the red car.", "It is [SEG]."),
+    Turn("Please segment the dog.", "Sure, [SEG]."),
+]
+CTX = "<IMG_CONTEXT>"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    tokenizer = load_tokenizer(tiny_tokenizer_path())
+    add_special_tokens(tokenizer)
+    return tokenizer
+
+
+def test_two_turn_string_matches_hand_written():
+    expected = (
+        "<|im_start|>user\n<img><IMG_CONTEXT><IMG_CONTEXT></img>\nPlease segment the red car."
+        "<|im_end|>\n<|im_start|>assistant\nIt is [SEG].<|im_end|>\n"
+        "<|im_start|>user\nPlease segment the dog.<|im_end|>\n"
+        "<|im_start|>assistant\nSure, [SEG].<|im_end|>\n"
+    )
+    assert render_conversation(TWO_TURNS, num_image_tokens=2) == expected
+
+
+def test_system_prompt_and_generation_prompt():
+    text = render_conversation([Turn("Hi?")], system="Be brief.")
+    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n" \
+        "<|im_start|>assistant\n"
+    assert INTERNVL25_SYSTEM_PROMPT == (
+        "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+    )
+    assert QWEN_CHAT.stop_words == ("<|im_end|>", "<|endoftext|>")
+
+
+@pytest.mark.parametrize("tiles,per_tile", [(1, 256), (3, 256), (13, 256), (2, 4)])
+def test_image_placeholder_count(tiles, per_tile):
+    text = image_placeholder(tiles, per_tile)
+    assert text.startswith("<img>") and text.endswith("</img>")
+    assert text.count(CTX) == tiles * per_tile and text.count("<img>") == 1
+
+
+def test_video_placeholder_one_block_per_frame():
+    text = video_placeholder(5, 3)
+    blocks = text.split("\n")
+    assert len(blocks) == 5 and all(b == "<img>" + CTX * 3 + "</img>" for b in blocks)
+    conv = render_conversation([Turn("<image>\nPlease segment the cat.", "[SEG].")], 15, 5)
+    assert conv.startswith("<|im_start|>user\n" + text + "\nPlease segment the cat.<|im_end|>")
+
+
+def test_image_placement_rules():
+    # No <image> in the question: the image goes first (InternVL's chat()).
+    assert render_conversation([Turn("Hi", "Yo")], 1).startswith("<|im_start|>user\n<img>")
+    # Text only: <image> is dropped.
+    assert CTX not in render_conversation([Turn("<image>\nHi", "Yo")], 0)
+    with pytest.raises(ValueError, match="first question"):
+        build_conversation([Turn("a", "b"), Turn("<image> c", "d")], 4)
+    with pytest.raises(ValueError, match="2 '<image>'"):
+        build_conversation([Turn("<image><image>", "b")], 4)
+    with pytest.raises(ValueError, match="not the last"):
+        build_conversation([Turn("a"), Turn("b", "c")])
+    with pytest.raises(ValueError, match="frames"):
+        build_conversation([Turn("<image>a", "b")], 10, num_frames=3)
+
+
+def test_labels_supervise_only_answers(tok):
+    out = encode_conversation(tok, TWO_TURNS, num_image_tokens=4)
+    ids, labels = out["input_ids"], out["labels"]
+    assert len(ids) == len(labels)
+    supervised = [i for i, lab in enumerate(labels) if lab != IGNORE_INDEX]
+    assert all(labels[i] == ids[i] for i in supervised)
+    # Exactly the two answers with their closing <|im_end|>, nothing else.
+    answers = tok.decode([ids[i] for i in supervised])
+    assert answers == "It is [SEG].<|im_end|>Sure, [SEG].<|im_end|>"
+    # Two contiguous runs, each right after "<|im_start|>assistant\n".
+    runs = [i for i in supervised if i - 1 not in supervised]
+    assert len(runs) == 2
+    for start in runs:
+        assert tok.decode(ids[:start]).endswith("<|im_end|>\n<|im_start|>assistant\n")
+    # The separator after each answer is not supervised.
+    for end in [i for i in supervised if i + 1 not in supervised]:
+        assert ids[end] == tok.eos_token_id and labels[end + 1] == IGNORE_INDEX
+    seg = tok.convert_tokens_to_ids("[SEG]")
+    assert [ids[i] for i in supervised].count(seg) == 2
+    assert ids.count(tok.convert_tokens_to_ids(CTX)) == 4
+
+
+def test_piecewise_encoding_equals_whole_text_encoding(tok):
+    out = encode_conversation(tok, TWO_TURNS, num_image_tokens=8, system="You segment.")
+    text = render_conversation(TWO_TURNS, num_image_tokens=8, system="You segment.")
+    assert out["input_ids"] == tok.encode(text, add_special_tokens=False)
+    assert all(lab == IGNORE_INDEX for lab in out["labels"][:10])
+
+
+def test_encode_rejects_seg_before_add_special_tokens():
+    plain = load_tokenizer(tiny_tokenizer_path())
+    with pytest.raises(ValueError, match=r"\[SEG\]"):
+        encode_conversation(plain, TWO_TURNS, num_image_tokens=2)
+
+
+def test_truncation_never_cuts_image_tokens(tok):
+    full = encode_conversation(tok, TWO_TURNS, num_image_tokens=4)
+    short = encode_conversation(tok, TWO_TURNS, num_image_tokens=4, max_length=12)
+    assert short["input_ids"] == full["input_ids"][:12] and len(short["labels"]) == 12
+    with pytest.raises(ValueError, match="cut the image tokens"):
+        encode_conversation(tok, TWO_TURNS, num_image_tokens=4, max_length=5)
+
+
+def test_turns_from_llava():
+    conv = [
+        {"from": "gpt", "value": "dropped"},
+        {"from": "human", "value": "<image>\nWhat is it?"},
+        {"from": "gpt", "value": " A cat. "},
+        {"from": "human", "value": "Colour?"},
+    ]
+    assert turns_from_llava(conv) == [Turn("<image>\nWhat is it?", "A cat."), Turn("Colour?")]
+    with pytest.raises(ValueError, match="unknown role"):
+        turns_from_llava([{"from": "system", "value": "x"}])
+
+
+def test_referring_phrasings():
+    assert clean_expression("The Red Car.") == "the red car"
+    assert referring_question("The Red Car.") == "Please segment the red car in this image."
+    assert INFERENCE_SEG_PROMPT.format(expression="the dog") == "<image>\nPlease segment the dog."
+    assert all("{expression}" in q for q in SEG_QUESTIONS)
+    assert all(a.count("[SEG]") == 1 for a in SEG_ANSWERS)
+    turns = referring_turns(["a cat", "the dog."], random.Random(0))
+    assert len(turns) == 2 and turns[0].question.startswith("<image>\n")
+    assert "<image>" not in turns[1].question and "the dog" in turns[1].question
+    assert all(t.answer in SEG_ANSWERS for t in turns)
+
+
+@pytest.mark.parametrize("n,segs", [
+    (1, "[SEG]"), (2, "[SEG] and [SEG]"), (3, "[SEG], [SEG] and [SEG]"),
+    (4, "[SEG], [SEG], [SEG] and [SEG]"),
+])
+def test_multi_object_answer(n, segs):
+    assert multi_object_answer(n) == f"They are {segs}."
+    assert multi_object_answer(n, random.Random(1)).count("[SEG]") == n
+
+
+def test_multi_object_question():
+    assert multi_object_question(["The cat.", "a dog", "a bird"]) == (
+        "Please segment the cat, a dog and a bird in this image."
+    )
