@@ -1,7 +1,5 @@
-"""Models: Mask-Biased Attention (and its FiLM variant) and the SAM-2 grounding head.
-
-The InternVL-compatible MLLM and the whole Sa2VA-MBA model arrive with the model issue.
-"""
+"""Models: Mask-Biased Attention (and its FiLM variant), the InternVL-compatible MLLM, the
+SAM-2 grounding head and the whole Sa2VA-MBA model."""
 
 from mpr_cma.models.grounding import SAM2Grounding
 from mpr_cma.models.mba import (
@@ -10,11 +8,16 @@ from mpr_cma.models.mba import (
     RoutedTokens,
     TopKTextRouter,
 )
+from mpr_cma.models.mllm import InternVLChatModel, build_internvl_from_preset
+from mpr_cma.models.sa2va import Sa2VAMBA
 
 __all__ = [
+    "InternVLChatModel",
     "MaskBiasedAttention",
     "MaskBiasedFiLM",
     "RoutedTokens",
     "SAM2Grounding",
+    "Sa2VAMBA",
     "TopKTextRouter",
+    "build_internvl_from_preset",
 ]

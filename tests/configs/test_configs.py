@@ -22,6 +22,7 @@ def test_method_heads_build_with_paper_defaults():
     cfg = Config.fromfile(str(CONFIGS / "_base_" / "models" / "mba_heads.py"))
     mba = MODELS.build(cfg.mba)
     assert isinstance(mba, MaskBiasedAttention)
+    # dim is left to SAM2Grounding in the config; 256 is also the class default
     assert (mba.dim, mba.num_heads, mba.router.top_k, mba.tau_gate) == (256, 8, 4, 1.0)
     assert mba.gamma.item() == 0.0
     criterion = MODELS.build(cfg.criterion)

@@ -5,7 +5,7 @@
 # Mask-Biased Attention, eqs. (1)-(4). Swap `type` to 'MaskBiasedFiLM' for the Table 3 row.
 mba = dict(
     type='MaskBiasedAttention',
-    dim=256,                  # SAM-2 embedding width C
+    # dim: SAM-2's embedding width C (256), filled in by SAM2Grounding
     num_heads=8,              # ours
     top_k=4,                  # ours: text tokens kept by the router; None keeps all
     tau_gate=1.0,             # eq. (3) gate temperature (paper)
@@ -25,8 +25,7 @@ criterion = dict(
     dice_eps=1.0,                  # Sa2VA
     tmc_weight=0.1,                # lambda_tmc (paper); 0 disables TMC
     tmc_tau=0.15,                  # tau_tmc (paper)
-    tmc_visual_dim=256,
-    tmc_text_dim=256,
+    # tmc_visual_dim / tmc_text_dim: SAM-2's width, filled in by Sa2VAMBA
     tmc_embed_dim=256,             # ours: shared projection width
     tmc_pool_mask='pred',          # paper: pool over the predicted mask; 'gt' = ground truth
     tmc_detach_pool_mask=False,    # ours

@@ -104,18 +104,27 @@ def build_language_sam2(
         ckpt_path: `{"model": state_dict}` checkpoint; None keeps the random init.
 
     Returns:
-        The model on CPU in train mode, fp32.
+        The model in train mode, fp32, on CPU (or on meta inside a meta device context).
     """
     overrides = [f"++model._target_={_TARGET}", *image_size_overrides(image_size)]
     overrides += list(hydra_overrides)
-    model = build_sam2(
-        config,
-        ckpt_path=None,  # loaded below with a strict, explicit key check
-        device="cpu",
-        mode="train",
-        hydra_overrides_extra=overrides,
-        apply_postprocessing=False,
-    )
+    # Hiera's constructor calls .item() on a tensor, which fails on the meta device. Inside
+    # `with torch.device("meta")` (counting the 1B model's parameters without weights) SAM-2
+    # is therefore built on CPU (~0.9 GB for Hiera-L, briefly) and then moved to meta.
+    target = torch.empty(0).device
+    with torch.device("cpu"):
+        model = build_sam2(
+            config,
+            ckpt_path=None,  # loaded below with a strict, explicit key check
+            device="cpu",
+            mode="train",
+            hydra_overrides_extra=overrides,
+            apply_postprocessing=False,
+        )
+    if target.type == "meta":
+        if ckpt_path is not None:
+            raise ValueError("a SAM-2 checkpoint cannot be loaded into a meta-device model")
+        return model.to(target)
     if ckpt_path is not None:
         load_sam2_checkpoint(model, ckpt_path)
     return model

@@ -33,10 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mpr_cma.models.grounding.builder import DEFAULT_SAM2_CONFIG, build_language_sam2
+from mpr_cma.models.grounding.builder import (
+    DEFAULT_SAM2_CONFIG,
+    build_language_sam2,
+    tiny_sam2_overrides,
+)
 from mpr_cma.models.grounding.video import segment_video
 from mpr_cma.registry import MODELS
 
+SIZE_PRESETS = {None: list, "tiny": tiny_sam2_overrides}
 # SAM-2's input normalisation (ImageNet statistics on [0, 1] pixels).
 PIXEL_MEAN = (0.485, 0.456, 0.406)
 PIXEL_STD = (0.229, 0.224, 0.225)
@@ -87,8 +92,10 @@ class SAM2Grounding(nn.Module):
             strictly; None = random init (tiny models, or weights loaded later).
         image_size: SAM-2 input size S (1024 real; 64-256 for tiny CPU models).
         hydra_overrides: extra hydra overrides of the config (e.g. `tiny_sam2_overrides()`).
-        mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict); None =
-            exactly Sa2VA (one decoder pass).
+        size_preset: None = the config as it is; "tiny" = `tiny_sam2_overrides()` (a
+            ~0.65 M-parameter CPU model of width 32), applied before `hydra_overrides`.
+        mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict, whose
+            `dim` defaults to SAM-2's width); None = exactly Sa2VA (one decoder pass).
         train_mask_decoder: make the mask decoder trainable (Sa2VA does). The rest of SAM-2
             (image encoder, prompt encoder, memory modules) is always frozen.
         detach_prior: detach pass-1 logits before the MBA gate (see module docstring).
@@ -105,6 +112,7 @@ class SAM2Grounding(nn.Module):
         ckpt_path: str | None = None,
         image_size: int = 1024,
         hydra_overrides: list[str] | tuple[str, ...] = (),
+        size_preset: str | None = None,
         mba: nn.Module | dict | None = None,
         train_mask_decoder: bool = True,
         detach_prior: bool = False,
@@ -112,9 +120,14 @@ class SAM2Grounding(nn.Module):
         autocast_dtype: torch.dtype | str | None = None,
     ):
         super().__init__()
-        self.sam2_model = build_language_sam2(sam2_config, image_size, hydra_overrides, ckpt_path)
+        if size_preset not in SIZE_PRESETS:
+            raise ValueError(f"size_preset must be one of {sorted(map(str, SIZE_PRESETS))}, "
+                             f"got {size_preset!r}")
+        overrides = [*SIZE_PRESETS[size_preset](), *hydra_overrides]
+        self.sam2_model = build_language_sam2(sam2_config, image_size, overrides, ckpt_path)
         if isinstance(mba, dict):
-            mba = MODELS.build(mba)
+            # MBA works at SAM-2's width; a config may leave `dim` out.
+            mba = MODELS.build({"dim": self.hidden_dim, **mba})
         if mba is not None and getattr(mba, "dim", self.hidden_dim) != self.hidden_dim:
             raise ValueError(
                 f"mba.dim ({mba.dim}) must equal SAM-2's hidden_dim ({self.hidden_dim})"

@@ -11,12 +11,14 @@ from mpr_cma.models.mllm.configs import (
     TINY_IMG_CONTEXT_TOKEN_ID,
     TINY_TOKENIZER_VOCAB_SIZE,
     internvl2_5_1b_config,
+    internvl_preset,
     tiny_internvl_config,
 )
 from mpr_cma.models.mllm.intern_vit import InternVisionModel
 from mpr_cma.models.mllm.internvl import (
     CheckpointMismatchError,
     InternVLChatModel,
+    build_internvl_from_preset,
     count_parameters,
     llm_linear_module_names,
     load_internvl_checkpoint,
@@ -32,7 +34,9 @@ __all__ = [
     "InternVLChatModel",
     "InternVisionModel",
     "count_parameters",
+    "build_internvl_from_preset",
     "internvl2_5_1b_config",
+    "internvl_preset",
     "llm_linear_module_names",
     "load_internvl_checkpoint",
     "pixel_shuffle",

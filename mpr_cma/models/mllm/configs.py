@@ -144,3 +144,28 @@ def tiny_internvl_config(
 
 
 __all__ = ["INTERNVL2_5_IMG_CONTEXT_TOKEN_ID", "internvl2_5_1b_config", "tiny_internvl_config"]
+
+
+PRESETS = {"internvl2_5_1b": internvl2_5_1b_config, "tiny": tiny_internvl_config}
+
+
+def internvl_preset(preset: str, **overrides: Any) -> dict[str, Any]:
+    """Constructor arguments of a named preset, with `overrides` merged one level deep.
+
+    Args:
+        preset: "internvl2_5_1b" or "tiny".
+        overrides: top-level keys replace the preset's; dict values (`vision`, `llm`) are
+            merged key by key, so `llm=dict(num_hidden_layers=4)` changes only that field.
+
+    Raises:
+        KeyError: unknown preset (the message lists the known ones).
+    """
+    if preset not in PRESETS:
+        raise KeyError(f"unknown InternVL preset {preset!r}; known: {sorted(PRESETS)}")
+    cfg = PRESETS[preset]()
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg

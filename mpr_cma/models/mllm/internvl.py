@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from mpr_cma.models.mllm.configs import internvl_preset
 from mpr_cma.models.mllm.intern_vit import InternVisionModel
 from mpr_cma.registry import MODELS
 
@@ -370,3 +371,10 @@ __all__ = [
     "pixel_shuffle",
     "read_safetensors_folder",
 ]
+
+
+@MODELS.register_module(name="InternVLFromPreset")
+def build_internvl_from_preset(preset: str = "internvl2_5_1b", **overrides) -> InternVLChatModel:
+    """`InternVLChatModel` from a named preset (configs: `dict(type="InternVLFromPreset",
+    preset="tiny", llm=dict(num_hidden_layers=4))`); see `configs.internvl_preset`."""
+    return InternVLChatModel(**internvl_preset(preset, **overrides))

@@ -1,0 +1,32 @@
+# The Sa2VA-1B + MBA model (paper section 3): InternVL2_5-1B MLLM with LoRA, SAM-2 Hiera-L
+# grounding with Mask-Biased Attention between two decoder passes, and the losses of
+# eq. (6). Method knobs (MBA, losses) are in mba_heads.py; override them in a leaf, e.g.
+# `model = dict(grounding=dict(mba=dict(top_k=8)))`.
+#
+# Weights: local paths, nothing is downloaded. `pretrained_root` holds the InternVL2_5-1B
+# HF folder and sam2_hiera_large.pt (the Sa2VA recipe). Set the paths to None to build a
+# random-init model (e.g. on the meta device to count parameters).
+_base_ = ['./mba_heads.py']
+
+pretrained_root = 'pretrained'
+model = dict(
+    type='Sa2VAMBA',
+    mllm=dict(type='InternVLFromPreset', preset='internvl2_5_1b'),
+    mllm_pretrained=pretrained_root + '/InternVL2_5-1B',
+    tokenizer=pretrained_root + '/InternVL2_5-1B',
+    grounding=dict(
+        type='SAM2Grounding',
+        sam2_config='configs/sam2/sam2_hiera_l.yaml',  # a config name of the sam2 package
+        ckpt_path=pretrained_root + '/sam2_hiera_large.pt',
+        image_size=1024,
+        mba={{_base_.mba}},
+        train_mask_decoder=True,   # Sa2VA trains the SAM-2 mask decoder
+        detach_prior=False,        # ours: pass-1 logits keep their gradient through the gate
+        autocast_dtype='bfloat16',
+    ),
+    criterion={{_base_.criterion}},
+    text_tokens='expression+seg',  # ours: F_t = expression tokens + [SEG]
+    lora=dict(r=128, alpha=256, dropout=0.05),  # Sa2VA
+    freeze_vision=True,                          # Sa2VA
+    llm_loss_weight=1.0,
+)

@@ -1,0 +1,13 @@
+# Tiny Sa2VA-MBA for CPU tests and the demo: the same classes as the 1B model with small
+# widths and random init (InternVL "tiny" preset, SAM-2 Hiera-L shrunk by hydra overrides,
+# the tokenizer shipped in the package). The method knobs are the paper's.
+_base_ = ['../_base_/models/sa2va_mba_1b.py']
+
+model = dict(
+    mllm=dict(preset='tiny'),
+    mllm_pretrained=None,
+    tokenizer='tiny',
+    grounding=dict(ckpt_path=None, image_size=64, size_preset='tiny', autocast_dtype=None),
+    criterion=dict(num_points=256, bound_max_dist=4.0),
+    lora=dict(r=4, alpha=8, dropout=0.05),
+)

@@ -1,0 +1,162 @@
+"""The whole Sa2VA-MBA model on tiny configs: loss path for image and video batches."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mpr_cma.models import Sa2VAMBA
+from mpr_cma.models.mllm.template import IGNORE_INDEX, encode_conversation
+from mpr_cma.registry import MODELS
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EXPRESSIONS = ["the red circle", "the square on the left", "the small blue triangle"]
+
+
+def build(name: str, seed: int = 0) -> Sa2VAMBA:
+    torch.manual_seed(seed)
+    return MODELS.build(Config.fromfile(str(CONFIGS / "tiny" / name)).model)
+
+
+def find_span(ids: list[int], sub: list[int]) -> tuple[int, int]:
+    for start in range(len(ids) - len(sub) + 1):
+        if ids[start:start + len(sub)] == sub:
+            return start, start + len(sub)
+    raise AssertionError("expression tokens not found in the prompt")
+
+
+def make_batch(model: Sa2VAMBA, frames=(1, 3), objects=(2, 1), seed=0) -> dict:
+    """An image sample (2 objects) and a 3-frame video sample (1 object), real template."""
+    g = torch.Generator().manual_seed(seed)
+    tok = model.tokenizer
+    per_tile = model.mllm.num_image_token
+    tile = model.mllm.vision_model.image_size if hasattr(model.mllm.vision_model,
+                                                           "image_size") else 56
+    samples, tiles, g_pixels, masks, spans = [], [], [], [], []
+    for f, o in zip(frames, objects, strict=True):
+        exprs = EXPRESSIONS[:o]
+        turns = [(("<image>\n" if j == 0 else "") + f"Please segment {e}.", "It is [SEG].")
+                 for j, e in enumerate(exprs)]
+        enc = encode_conversation(tok, turns, num_image_tokens=f * per_tile, num_frames=f)
+        samples.append(enc)
+        spans.append([find_span(enc["input_ids"], tok.encode(" " + e, add_special_tokens=False))
+                      for e in exprs])
+        tiles.append(torch.randn(f, 3, tile, tile, generator=g))
+        g_pixels.append(torch.randn(f, 3, 64, 64, generator=g))
+        m = torch.zeros(o, f, 40, 50, dtype=torch.bool)
+        for j in range(o):
+            for t in range(f):
+                top, left = 5 + 4 * j + t, 6 + 7 * j
+                m[j, t, top:top + 15, left:left + 20] = True
+        masks.append(m)
+    length = max(len(s["input_ids"]) for s in samples)
+    pad = tok.pad_token_id
+    input_ids = torch.full((len(samples), length), pad, dtype=torch.long)
+    labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros(len(samples), length, dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s["input_ids"])
+        input_ids[i, :n] = torch.tensor(s["input_ids"])
+        labels[i, :n] = torch.tensor(s["labels"])
+        attention[i, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention,
+            "pixel_values": torch.cat(tiles), "g_pixel_values": g_pixels, "masks": masks,
+            "expression_spans": spans}
+
+
+@pytest.fixture(scope="module")
+def mba_model():
+    return build("sa2va_mba_tiny.py")
+
+
+def test_image_and_video_batch_forward_backward(mba_model):
+    model = mba_model
+    model.zero_grad()
+    with torch.no_grad():
+        model.grounding.mba.gamma.fill_(0.3)
+    losses = model(make_batch(model), mode="loss")
+    assert set(losses) == {"loss_llm", "loss_mask", "loss_dice", "loss_tmc", "loss_bound"}
+    assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
+    sum(losses.values()).backward()
+    named = dict(model.named_parameters())
+    for name in ["text_hidden_fcs.0.weight", "text_token_fcs.2.weight",
+                 "grounding.mba.gamma", "grounding.mba.router.mlp.0.weight",
+                 "grounding.sam2_model.sam_mask_decoder.transformer.layers.0.mlp.layers.0.weight",
+                 "mllm.mlp1.1.weight"]:
+        grad = named[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    assert named["mllm.vision_model.embeddings.patch_embedding.weight"].grad is None
+    assert named["grounding.sam2_model.image_encoder.trunk.patch_embed.proj.weight"].grad is None
+    with torch.no_grad():
+        model.grounding.mba.gamma.zero_()
+
+
+def test_mask_loss_reaches_text_hidden_fcs_and_lora(mba_model):
+    model = mba_model
+    model.zero_grad()
+    losses = model(make_batch(model), mode="loss")
+    (losses["loss_mask"] + losses["loss_dice"]).backward()
+    named = dict(model.named_parameters())
+    assert named["text_hidden_fcs.2.weight"].grad.abs().sum() > 0
+    lora_b = [p for n, p in named.items() if "lora_B" in n]
+    assert lora_b and all(p.requires_grad for p in lora_b)
+    # lora_B starts at 0, so lora_A receives no gradient yet; lora_B does.
+    assert sum(p.grad.abs().sum() for p in lora_b if p.grad is not None) > 0
+
+
+def test_grounding_rows_follow_objects_and_frames(mba_model):
+    run = mba_model.run_batch(make_batch(mba_model))
+    # image: 2 objects x 1 frame; video: 1 object x 3 frames
+    assert run["rows"]["object"].tolist() == [0, 1, 2, 2, 2]
+    assert run["rows"]["frame"].tolist() == [0, 0, 1, 2, 3]
+    assert run["grounding"]["pred_masks"].shape == (5, 1, 16, 16)
+
+
+def test_mba_disabled_equals_baseline_with_the_same_weights(mba_model):
+    baseline = build("sa2va_baseline_tiny.py", seed=1)
+    missing, unexpected = baseline.load_state_dict(mba_model.state_dict(), strict=False)
+    assert not missing
+    assert all(k.startswith(("grounding.mba.", "text_token_fcs.", "criterion.tmc."))
+               for k in unexpected)
+    batch = make_batch(mba_model)
+    with torch.no_grad():
+        mba_model.grounding.mba.gamma.fill_(0.5)
+        mba_masks = mba_model.run_batch(batch)["grounding"]["pred_masks"]
+        base_masks = baseline.run_batch(batch)["grounding"]["pred_masks"]
+        assert not torch.equal(mba_masks, base_masks)  # MBA on: a different result
+        mba_module, mba_model.grounding.mba = mba_model.grounding.mba, None
+        try:
+            disabled = mba_model.run_batch(batch)["grounding"]["pred_masks"]
+        finally:
+            mba_model.grounding.mba = mba_module
+            mba_model.grounding.mba.gamma.zero_()
+    assert torch.equal(disabled, base_masks)
+
+
+def test_chat_only_batch_and_bad_batches(mba_model):
+    batch = make_batch(mba_model)
+    chat = {k: batch[k] for k in ("input_ids", "labels", "attention_mask", "pixel_values")}
+    chat["input_ids"] = chat["input_ids"].masked_fill(
+        chat["input_ids"] == mba_model.seg_token_id, mba_model.tokenizer.pad_token_id)
+    losses = mba_model(chat, mode="loss")
+    assert losses["loss_mask"].item() == 0.0 and torch.isfinite(losses["loss_llm"])
+    wrong = dict(batch, masks=[batch["masks"][0][:1], batch["masks"][1]])
+    with pytest.raises(ValueError, match=r"sample 0: 2 \[SEG\] tokens in input_ids but 1 objects"):
+        mba_model(wrong, mode="loss")
+    wrong = dict(batch, expression_spans=[[(0, 0), (1, 2)], batch["expression_spans"][1]])
+    with pytest.raises(ValueError, match="expression span"):
+        mba_model(wrong, mode="loss")
+    with pytest.raises(ValueError, match="mode='loss'"):
+        mba_model(batch, mode="predict")
+
+
+def test_1b_model_builds_on_meta_device():
+    cfg = Config.fromfile(str(CONFIGS / "_base_" / "models" / "sa2va_mba_1b.py"))
+    cfg.model.update(mllm_pretrained=None, tokenizer="tiny")
+    cfg.model.grounding.ckpt_path = None
+    with torch.device("meta"):
+        model = MODELS.build(cfg.model)
+    assert next(model.parameters()).device.type == "meta"
+    assert model.grounding.hidden_dim == 256 and model.mllm.llm_config.hidden_size == 896
+    assert model.grounding.mba.dim == 256 and model.criterion.tmc.visual_proj[0].in_features == 256
