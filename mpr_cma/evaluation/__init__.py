@@ -1,4 +1,6 @@
-"""Evaluation: exact DAVIS 2017 J / F metrics and the benchmarks' aggregation protocols."""
+"""Evaluation: exact DAVIS 2017 J / F metrics, the benchmarks' aggregation protocols, the
+RefCOCO and referring-video evaluators, and the MeViS submission writer. Scores arrays and
+files only; never imports models."""
 
 from mpr_cma.evaluation.aggregation import (
     MEVIS_PROTOCOL,
@@ -15,17 +17,34 @@ from mpr_cma.evaluation.metrics import (
     boundary_radius,
     region_similarity,
 )
+from mpr_cma.evaluation.refcoco import RefCOCOEvaluator
+from mpr_cma.evaluation.refvos import (
+    PredictionError,
+    RefVOSEvaluator,
+    check_prediction_index,
+    evaluate_predictions,
+    open_predictions,
+)
+from mpr_cma.evaluation.submission import check_submission, write_submission
 
 __all__ = [
     "DEFAULT_BOUND_TH",
     "MEVIS_PROTOCOL",
     "REF_DAVIS17_PROTOCOL",
+    "PredictionError",
+    "RefCOCOEvaluator",
     "RefSegAccumulator",
+    "RefVOSEvaluator",
     "aggregate_expressions",
     "annotator_average",
     "boundary_f_measure",
     "boundary_map",
     "boundary_radius",
+    "check_prediction_index",
+    "check_submission",
+    "evaluate_predictions",
     "expression_scores",
+    "open_predictions",
     "region_similarity",
+    "write_submission",
 ]

@@ -1,0 +1,411 @@
+"""RefCOCO / RefCOCO+ / RefCOCOg in the REFER layout (lichengunc/refer): reader and writer.
+
+Layout under a data root (see docs/FORMATS.md)::
+
+    <root>/refcoco/   instances.json  refs(unc).p  refs(google).p
+    <root>/refcoco+/  instances.json  refs(unc).p
+    <root>/refcocog/  instances.json  refs(umd).p  refs(google).p
+    <root>/coco2014/train2014/COCO_train2014_000000xxxxxx.jpg
+
+``refs(<split_by>).p`` is a pickled list of refs ({ref_id, ann_id, image_id, category_id,
+split, sent_ids, sentences: [{tokens, raw, sent_id, sent}], file_name}); ``file_name`` there
+carries an extra ``_<ann_id>`` suffix, so the image file name is taken from
+``instances.json`` (COCO style: images, annotations, categories). The mask of a ref is its
+annotation rasterised at the image's height x width the way REFER and pycocotools do it:
+polygons -> ``frPyObjects`` -> ``merge`` -> ``decode``; RLE (``iscrowd``) is decoded as is.
+"""
+
+import json
+import logging
+import numbers
+import pickle
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from mpr_cma.datasets.rle import encode_mask, rle_run_lengths
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("refcoco", "refcoco+", "refcocog")
+DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+DEFAULT_IMAGE_ROOT = Path("coco2014") / "train2014"
+INSTANCES_FILE = "instances.json"
+REF_KEYS = ("ref_id", "ann_id", "image_id", "split", "sentences")
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_IMAGE_ROOT",
+    "DEFAULT_SPLIT_BY",
+    "RefCocoRecord",
+    "instances_path",
+    "load_refcoco",
+    "read_instances",
+    "read_refs",
+    "ref_mask",
+    "refs_path",
+    "segmentation_to_mask",
+    "sentence_items",
+    "validate_segmentation",
+    "write_refcoco",
+]
+
+
+@dataclass(frozen=True)
+class RefCocoRecord:
+    """One referred object (a ref) with everything needed to load its image and mask.
+
+    Attributes:
+        ref_id: REFER ref id.
+        ann_id: COCO annotation id of the referred object.
+        image_id: COCO image id.
+        category_id: COCO category id.
+        split: The ref's split (e.g. "val", "testA").
+        image_path: Path of the image file (image root / file_name from instances.json).
+        height: Image height in pixels (from instances.json).
+        width: Image width in pixels.
+        sentences: The expressions (the normalised ``sent`` field), one evaluation item each.
+        sent_ids: The sentences' ids, aligned with `sentences`.
+        raw_sentences: The ``raw`` field (original case and punctuation), aligned.
+        segmentation: The annotation's segmentation (polygon list or RLE dict).
+    """
+
+    ref_id: int
+    ann_id: int
+    image_id: int
+    category_id: int
+    split: str
+    image_path: Path
+    height: int
+    width: int
+    sentences: tuple[str, ...]
+    sent_ids: tuple[int, ...]
+    raw_sentences: tuple[str, ...]
+    segmentation: Any
+
+
+def instances_path(root: str | Path, dataset: str) -> Path:
+    """Path of ``<root>/<dataset>/instances.json``."""
+    return Path(root) / _check_dataset(dataset) / INSTANCES_FILE
+
+
+def refs_path(root: str | Path, dataset: str, split_by: str | None = None) -> Path:
+    """Path of ``<root>/<dataset>/refs(<split_by>).p`` (split_by defaults per dataset)."""
+    dataset = _check_dataset(dataset)
+    return Path(root) / dataset / f"refs({split_by or DEFAULT_SPLIT_BY[dataset]}).p"
+
+
+def _check_dataset(dataset: str) -> str:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown RefCOCO-family dataset {dataset!r}; expected one of {DATASETS}")
+    return dataset
+
+
+def read_refs(path: str | Path) -> list[dict]:
+    """Read a ``refs(<split_by>).p`` pickle and check each ref has the keys used here.
+
+    Raises:
+        FileNotFoundError: If the file does not exist (the message lists the pickles that do).
+        ValueError: If the pickle is not a list of dicts or a ref lacks a key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        present = sorted(p.name for p in path.parent.glob("refs(*).p"))
+        raise FileNotFoundError(
+            f"refs pickle not found: {path} (refs pickles there: {present or 'none'})"
+        )
+    with path.open("rb") as f:
+        refs = pickle.load(f)
+    if not isinstance(refs, list):
+        raise ValueError(f"{path}: expected a pickled list of refs, got {type(refs).__name__}")
+    for i, ref in enumerate(refs):
+        missing = [k for k in REF_KEYS if not isinstance(ref, dict) or k not in ref]
+        if missing:
+            raise ValueError(f"{path}: ref #{i} lacks key(s) {missing}")
+    return refs
+
+
+def read_instances(path: str | Path) -> dict:
+    """Read a COCO-style ``instances.json`` and check its top-level keys.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If "images" or "annotations" is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"instances file not found: {path}")
+    with path.open() as f:
+        instances = json.load(f)
+    for key in ("images", "annotations"):
+        if key not in instances:
+            raise ValueError(f"{path}: missing top-level key {key!r}")
+    return instances
+
+
+def load_refcoco(
+    root: str | Path,
+    dataset: str = "refcoco",
+    split_by: str | None = None,
+    split: str | None = "val",
+    image_root: str | Path | None = None,
+) -> list[RefCocoRecord]:
+    """Load the refs of one split as records, in the pickle's order.
+
+    Args:
+        root: Data root holding ``refcoco/``, ``refcoco+/``, ``refcocog/`` (and by default
+            ``coco2014/train2014``).
+        dataset: "refcoco", "refcoco+" or "refcocog".
+        split_by: "unc", "google" or "umd"; None picks unc for refcoco/+ and umd for refcocog.
+        split: The split to keep (exact match, e.g. "val", "testA"); None keeps every ref.
+        image_root: Folder of the images; default ``<root>/coco2014/train2014``.
+
+    Returns:
+        One :class:`RefCocoRecord` per ref of the split.
+
+    Raises:
+        FileNotFoundError: If instances.json or the refs pickle is missing.
+        ValueError: If `split` is not in the pickle (the message lists the splits there).
+        KeyError: If a ref's ann_id or image_id is not in instances.json.
+    """
+    root = Path(root)
+    ref_file = refs_path(root, dataset, split_by)
+    inst_file = instances_path(root, dataset)
+    refs = read_refs(ref_file)
+    instances = read_instances(inst_file)
+    image_root = Path(image_root) if image_root is not None else root / DEFAULT_IMAGE_ROOT
+    if split is not None:
+        available = sorted({ref["split"] for ref in refs})
+        if split not in available:
+            raise ValueError(f"{ref_file}: unknown split {split!r}; available: {available}")
+        refs = [ref for ref in refs if ref["split"] == split]
+    anns = {ann["id"]: ann for ann in instances["annotations"]}
+    images = {img["id"]: img for img in instances["images"]}
+    records = []
+    for ref in refs:
+        ann = anns.get(ref["ann_id"])
+        if ann is None:
+            raise KeyError(
+                f"{ref_file}: ref {ref['ref_id']} has ann_id {ref['ann_id']}, not in {inst_file}"
+            )
+        image = images.get(ref["image_id"])
+        if image is None:
+            raise KeyError(
+                f"{ref_file}: ref {ref['ref_id']} has image_id {ref['image_id']}, "
+                f"not in the images of {inst_file}"
+            )
+        sentences = ref["sentences"]
+        records.append(
+            RefCocoRecord(
+                ref_id=ref["ref_id"],
+                ann_id=ref["ann_id"],
+                image_id=ref["image_id"],
+                category_id=ref.get("category_id", ann.get("category_id", -1)),
+                split=ref["split"],
+                image_path=image_root / image["file_name"],
+                height=int(image["height"]),
+                width=int(image["width"]),
+                sentences=tuple(s["sent"] for s in sentences),
+                sent_ids=tuple(s["sent_id"] for s in sentences),
+                raw_sentences=tuple(s.get("raw", s["sent"]) for s in sentences),
+                segmentation=ann["segmentation"],
+            )
+        )
+    logger.info("loaded %d refs of %s(%s) split %s", len(records), dataset, split_by, split)
+    return records
+
+
+def sentence_items(records: Iterable[RefCocoRecord]) -> list[tuple[str, RefCocoRecord, str]]:
+    """Evaluation items, one per sentence: (item_id, record, sentence), item_id = "<ref>_<sent>"."""
+    return [
+        (f"{rec.ref_id}_{sent_id}", rec, sent)
+        for rec in records
+        for sent_id, sent in zip(rec.sent_ids, rec.sentences, strict=True)
+    ]
+
+
+def ref_mask(record: RefCocoRecord) -> np.ndarray:
+    """The ground-truth mask of a ref at the image's original resolution.
+
+    Returns:
+        (H, W) bool array, H x W = record.height x record.width.
+    """
+    return segmentation_to_mask(record.segmentation, record.height, record.width)
+
+
+def validate_segmentation(segmentation: Any, height: int, width: int) -> None:
+    """Check a COCO segmentation can be rasterised at height x width, without decoding it.
+
+    Polygons: a non-empty list of flat [x0, y0, x1, y1, ...] lists of numbers, each of even
+    length (polygons of fewer than 3 points are allowed: they enclose no pixel).
+    RLE: {"size": [height, width], "counts": run-length list or compressed string}, run
+    lengths non-negative and summing to height * width.
+
+    Raises:
+        ValueError: Describing the first problem found.
+    """
+    if isinstance(segmentation, list):
+        if not segmentation:
+            raise ValueError("empty polygon list")
+        for i, poly in enumerate(segmentation):
+            if not isinstance(poly, list) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in poly
+            ):
+                raise ValueError(f"polygon #{i} is not a flat list of numbers")
+            if len(poly) % 2:
+                raise ValueError(f"polygon #{i} has an odd number of coordinates ({len(poly)})")
+        return
+    if not isinstance(segmentation, Mapping) or not {"size", "counts"} <= set(segmentation):
+        raise ValueError(f"segmentation is neither a polygon list nor an RLE: {segmentation!r:.80}")
+    size = list(segmentation["size"])
+    if size != [height, width]:
+        raise ValueError(f"RLE size {size} does not match the image size [{height}, {width}]")
+    counts = segmentation["counts"]
+    if isinstance(counts, str | bytes):
+        runs = rle_run_lengths(counts)
+    elif isinstance(counts, list) and all(isinstance(c, numbers.Integral) for c in counts):
+        runs = counts
+    else:
+        raise ValueError("RLE counts must be a string or a list of integers")
+    if any(r < 0 for r in runs):
+        raise ValueError("RLE has a negative run length")
+    if sum(runs) != height * width:
+        raise ValueError(f"RLE runs cover {sum(runs)} pixels, the image has {height * width}")
+
+
+def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Rasterise a COCO segmentation (polygons or RLE) at height x width, as REFER does.
+
+    Args:
+        segmentation: Polygon list [[x0, y0, ...], ...], uncompressed RLE
+            {"size", "counts": [runs]} or compressed RLE {"size", "counts": str}.
+        height: Image height.
+        width: Image width.
+
+    Returns:
+        (height, width) bool mask.
+
+    Raises:
+        ValueError: If the segmentation is malformed (see :func:`validate_segmentation`).
+    """
+    validate_segmentation(segmentation, height, width)
+    if isinstance(segmentation, list):
+        # Polygons of < 3 points rasterise to nothing; they are dropped because pycocotools
+        # would read a leading 4-number polygon as a bounding box.
+        polygons = [poly for poly in segmentation if len(poly) >= 6]
+        if not polygons:
+            return np.zeros((height, width), dtype=bool)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(
+            {"size": [height, width], "counts": [int(c) for c in segmentation["counts"]]},
+            height, width,
+        )
+    else:
+        counts = segmentation["counts"]
+        counts = counts.encode("ascii") if isinstance(counts, str) else counts
+        rle = {"size": [height, width], "counts": counts}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def _complete_annotation(ann: Mapping, image: Mapping) -> dict:
+    """Fill area / bbox / iscrowd of an annotation; encode an ndarray segmentation as RLE."""
+    out = dict(ann)
+    h, w = int(image["height"]), int(image["width"])
+    if isinstance(out["segmentation"], np.ndarray):
+        out["segmentation"] = encode_mask(out["segmentation"])
+    seg = out["segmentation"]
+    out.setdefault("iscrowd", 0 if isinstance(seg, list) else 1)
+    if "area" not in out or "bbox" not in out:
+        m = segmentation_to_mask(seg, h, w)
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        out.setdefault("area", float(mask_utils.area(rle)))
+        out.setdefault("bbox", [float(v) for v in mask_utils.toBbox(rle)])
+    return out
+
+
+def _complete_ref(ref: Mapping, ann: Mapping, image: Mapping, next_sent_id: int) -> dict:
+    """Fill a ref in the REFER format; plain-string sentences become sentence dicts."""
+    out = dict(ref)
+    sentences = []
+    for sent in ref["sentences"]:
+        if isinstance(sent, str):  # REFER: sent = " ".join(tokens), lowercase, no punctuation
+            tokens = re.findall(r"[\w']+", sent.lower())
+            sent = {"tokens": tokens, "raw": sent, "sent_id": next_sent_id,
+                    "sent": " ".join(tokens)}
+            next_sent_id += 1
+        sentences.append(dict(sent))
+    out["sentences"] = sentences
+    out["sent_ids"] = [s["sent_id"] for s in sentences]
+    out.setdefault("image_id", ann["image_id"])
+    out.setdefault("category_id", ann["category_id"])
+    out.setdefault("file_name", f"{Path(image['file_name']).stem}_{ref['ann_id']}.jpg")
+    return out
+
+
+def write_refcoco(
+    root: str | Path,
+    dataset: str,
+    images: Sequence[Mapping],
+    annotations: Sequence[Mapping],
+    refs: Sequence[Mapping],
+    split_by: str | None = None,
+    categories: Sequence[Mapping] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``instances.json`` and ``refs(<split_by>).p`` in the REFER layout.
+
+    Image files are not written (the caller puts them under the image root).
+
+    Args:
+        root: Data root; files go to ``<root>/<dataset>/``.
+        dataset: "refcoco", "refcoco+" or "refcocog".
+        images: [{id, file_name, height, width}].
+        annotations: [{id, image_id, category_id, segmentation}] where segmentation is a
+            polygon list, an RLE dict or an (H, W) ndarray (written as compressed RLE with
+            iscrowd 1); area, bbox and iscrowd are filled when absent.
+        refs: [{ref_id, ann_id, split, sentences}] where sentences are strings or REFER
+            sentence dicts; image_id, category_id, sent_ids and the suffixed file_name are
+            filled when absent (string sentences get consecutive sent_ids).
+        split_by: Pickle suffix; None picks the dataset's default.
+        categories: COCO categories; default one ``category_<id>`` per id used.
+
+    Returns:
+        (instances.json path, refs pickle path).
+
+    Raises:
+        KeyError: If a ref's ann_id or an annotation's image_id is unknown.
+    """
+    out_dir = Path(root) / _check_dataset(dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_index = {img["id"]: img for img in images}
+    anns = []
+    for ann in annotations:
+        if ann["image_id"] not in image_index:
+            raise KeyError(f"annotation {ann['id']} has unknown image_id {ann['image_id']}")
+        anns.append(_complete_annotation(ann, image_index[ann["image_id"]]))
+    ann_index = {ann["id"]: ann for ann in anns}
+    if categories is None:
+        cat_ids = sorted({ann["category_id"] for ann in anns})
+        categories = [{"id": c, "name": f"category_{c}", "supercategory": "object"}
+                      for c in cat_ids]
+    full_refs, next_sent_id = [], 0
+    for ref in refs:
+        if ref["ann_id"] not in ann_index:
+            raise KeyError(f"ref {ref['ref_id']} has unknown ann_id {ref['ann_id']}")
+        ann = ann_index[ref["ann_id"]]
+        full = _complete_ref(ref, ann, image_index[ann["image_id"]], next_sent_id)
+        next_sent_id = max([next_sent_id - 1, *full["sent_ids"]]) + 1
+        full_refs.append(full)
+    inst_file = out_dir / INSTANCES_FILE
+    with inst_file.open("w") as f:
+        json.dump({"images": [dict(i) for i in images], "annotations": anns,
+                   "categories": [dict(c) for c in categories]}, f)
+    ref_file = refs_path(root, dataset, split_by)
+    with ref_file.open("wb") as f:
+        pickle.dump(full_refs, f)
+    return inst_file, ref_file

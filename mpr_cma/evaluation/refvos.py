@@ -1,0 +1,378 @@
+"""Referring video object segmentation scoring (MeViS valid_u, Ref-DAVIS17) of saved predictions.
+
+What is computed (the MeViS protocol, FORMATS.md): for every expression of
+meta_expressions.json, the ground truth on each frame is the union of its anno_ids' masks;
+J and F are the means over the video's frames of :func:`region_similarity` and
+:func:`boundary_f_measure` (DAVIS 2017 definitions, bound_th 0.008); the benchmark J and F
+are means over expressions, J&F = (J + F) / 2 (:func:`aggregate_expressions`).
+
+Ref-DAVIS17 ("davis17" here = Sa2VA's layout of the valid split, with meta_expressions.json
+and mask_dict): every expression in the file is pooled and scored with that same
+per-expression protocol, which is what Sa2VA's evaluation does. It is NOT the ReferFormer
+annotator average (:func:`annotator_average`), which needs annotator sets that this layout
+does not record; results say so in "protocol_note".
+
+Predictions come from a :class:`PngPredictions` folder (``PRED/<video>/<exp_id>/<frame>.png``,
+non-zero = foreground; a ``PRED/Annotations/`` level, as Sa2VA's ``--submit`` writes, is
+accepted) or a :class:`RleJsonPredictions` file, the results.json of Sa2VA's
+``ref_vos_eval.py``: {video: {exp_id: {"frames": [...], "prediction_masks": [RLE, ...], ...}}}.
+
+Bad input is an error, never a silent score: unknown videos / expression ids / frames and
+size mismatches always; missing videos, expressions or frames (and an empty prediction
+folder) unless ``allow_missing``, in which case they are scored as empty masks and listed
+under "missing" in the results.
+"""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from PIL import Image
+from tqdm import tqdm
+
+from mpr_cma.datasets.refvos_format import RefVOSSplit
+from mpr_cma.datasets.rle import decode_rle
+from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
+from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_NOTES = {
+    "mevis_u": "MeViS valid_u: per-expression J and F (mean over frames), averaged over "
+    "expressions; J&F = (J + F) / 2 (official tools/eval_mevis.py).",
+    "davis17": "Ref-DAVIS17 valid (Sa2VA layout): all expressions pooled, per-expression "
+    "J and F averaged over expressions (Sa2VA's protocol); not the ReferFormer annotator "
+    "average.",
+}
+
+__all__ = [
+    "PROTOCOL_NOTES",
+    "PngPredictions",
+    "PredictionError",
+    "RefVOSEvaluator",
+    "RleJsonPredictions",
+    "check_prediction_index",
+    "evaluate_predictions",
+    "open_predictions",
+]
+
+
+class PredictionError(ValueError):
+    """Predictions that cannot be scored as given (missing, unknown or mis-sized masks)."""
+
+
+def _examples(items: Sequence[str], n: int = 5) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+class PngPredictions:
+    """Predicted masks as PNG files ``root/<video>/<exp_id>/<frame>.png`` (non-zero = fg).
+
+    Raises:
+        FileNotFoundError: If `root` is not a directory.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.path = Path(root)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"prediction folder not found: {self.path}")
+        self.root = self.path
+        if (self.path / "Annotations").is_dir():
+            self.root = self.path / "Annotations"
+            logger.info("reading predictions from %s", self.root)
+        self._index = {
+            video.name: {
+                exp.name: sorted(p.stem for p in exp.glob("*.png"))
+                for exp in video.iterdir()
+                if exp.is_dir()
+            }
+            for video in self.root.iterdir()
+            if video.is_dir()
+        }
+
+    def index(self) -> dict[str, list[str]]:
+        """{video: [exp_id, ...]} of the predictions present."""
+        return {video: list(exps) for video, exps in self._index.items()}
+
+    def frames(self, video: str, exp_id: str, meta_frames: Sequence[str]) -> list[str]:
+        """Names of the frames predicted for one expression."""
+        return self._index[video][exp_id]
+
+    def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """bool (H, W) mask of one frame (non-zero pixel = foreground; RGB is converted)."""
+        path = self.root / video / exp_id / f"{frame}.png"
+        with Image.open(path) as img:
+            arr = np.asarray(img)
+        if arr.ndim == 3:
+            arr = arr[..., :3].any(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
+        return arr != 0
+
+
+class RleJsonPredictions:
+    """Sa2VA ``ref_vos_eval.py`` results.json: {video: {exp_id: item}} with RLE masks.
+
+    An item has "prediction_masks" (one pycocotools RLE per frame, counts as str) and
+    usually "frames" (the frame names in the masks' order). Without "frames" the masks are
+    taken to follow meta_expressions.json's frame order and must be as many. A list of
+    items with "video_id" and "exp_id" (before Sa2VA regroups them) is accepted too.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        PredictionError: If it is not in that format.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"prediction file not found: {self.path}")
+        data = json.loads(self.path.read_text())
+        if isinstance(data, list):
+            grouped: dict = {}
+            for item in data:
+                grouped.setdefault(str(item["video_id"]), {})[str(item["exp_id"])] = item
+            data = grouped
+        if not isinstance(data, dict) or {"dataset", "metrics"} <= set(data):
+            raise PredictionError(
+                f"{self.path}: expected Sa2VA's {{video: {{exp_id: {{'prediction_masks': "
+                f"[...]}}}}}} (this looks like an MPR-CMA results.json of scores)"
+            )
+        self._items = {
+            str(v): {str(e): item for e, item in exps.items()} for v, exps in data.items()
+        }
+        self._frame_index: dict[tuple[str, str], dict[str, int]] = {}
+
+    def index(self) -> dict[str, list[str]]:
+        """{video: [exp_id, ...]} of the predictions present."""
+        return {video: list(exps) for video, exps in self._items.items()}
+
+    def frames(self, video: str, exp_id: str, meta_frames: Sequence[str]) -> list[str]:
+        """Names of the frames predicted for one expression (see the class docstring)."""
+        item = self._items[video][exp_id]
+        masks = item.get("prediction_masks") if isinstance(item, dict) else None
+        where = f"{self.path}: {video}/{exp_id}"
+        if not isinstance(masks, list):
+            raise PredictionError(
+                f"{where} has no 'prediction_masks' list (written with --submit?)"
+            )
+        names = [str(f) for f in item.get("frames", [])] or list(meta_frames)
+        if len(names) != len(masks):
+            raise PredictionError(f"{where}: {len(masks)} masks for {len(names)} frames")
+        self._frame_index[video, exp_id] = {name: i for i, name in enumerate(names)}
+        return names
+
+    def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """bool (H, W) mask of one frame."""
+        if (video, exp_id) not in self._frame_index:
+            self.frames(video, exp_id, [])
+        index = self._frame_index[video, exp_id][frame]
+        rle = self._items[video][exp_id]["prediction_masks"][index]
+        return decode_rle(rle, f"{self.path}: {video}/{exp_id} frame {frame!r}")
+
+
+def open_predictions(path: str | Path) -> PngPredictions | RleJsonPredictions:
+    """A PNG folder or a Sa2VA-style results.json, by what `path` is."""
+    path = Path(path)
+    if path.is_dir():
+        return PngPredictions(path)
+    if path.is_file():
+        return RleJsonPredictions(path)
+    raise FileNotFoundError(f"predictions not found: {path} (a folder or a .json file)")
+
+
+def check_prediction_index(
+    split: RefVOSSplit, source: PngPredictions | RleJsonPredictions, allow_missing: bool
+) -> dict[str, object]:
+    """Compare the predictions present with meta_expressions.json, before any decoding.
+
+    Returns:
+        Missing report: {"videos": [...], "expressions": ["video/exp_id", ...],
+        "frames": {"video/exp_id": [frame, ...]}, "num_frames": int}.
+
+    Raises:
+        PredictionError: On unknown videos, expression ids or frame names (always), and on
+            anything missing or an empty source unless `allow_missing`.
+    """
+    index = source.index()
+    where = f"predictions {source.path}"
+    if not index or not any(index.values()):
+        if not allow_missing:
+            raise PredictionError(
+                f"{where}: no predictions found (expected <video>/<exp_id>/<frame>.png or "
+                "Sa2VA results.json); --allow-missing would score everything as empty"
+            )
+        logger.warning("%s: empty; every expression is scored as an empty mask", where)
+    unknown = [v for v in index if v not in split.videos]
+    unknown += [
+        f"{v}/{e}"
+        for v in index
+        if v in split.videos
+        for e in index[v]
+        if e not in split.expressions(v)
+    ]
+    if unknown:
+        raise PredictionError(
+            f"{where}: videos / expression ids not in {split.meta_file}: {_examples(unknown)}"
+            " (--allow-missing does not apply to unknown entries)"
+        )
+    report: dict = {"videos": [], "expressions": [], "frames": {}, "num_frames": 0}
+    for video in split.videos:
+        meta_frames = split.frames(video)
+        if video not in index:
+            report["videos"].append(video)
+        for exp_id in split.expressions(video):
+            key = f"{video}/{exp_id}"
+            if video not in index or exp_id not in index[video]:
+                report["num_frames"] += len(meta_frames)
+                if video in index:
+                    report["expressions"].append(key)
+                continue
+            present = set(source.frames(video, exp_id, meta_frames))
+            extra = sorted(present - set(meta_frames))
+            if extra:
+                raise PredictionError(
+                    f"{where}: {key} has frames not in {split.meta_file}: {_examples(extra)}"
+                )
+            absent = [f for f in meta_frames if f not in present]
+            if absent:
+                report["frames"][key] = absent
+                report["num_frames"] += len(absent)
+    if report["num_frames"] and not allow_missing:
+        parts = []
+        if report["videos"]:
+            parts.append(f"{len(report['videos'])} videos ({_examples(report['videos'])})")
+        if report["expressions"]:
+            n, shown = len(report["expressions"]), _examples(report["expressions"])
+            parts.append(f"{n} expressions ({shown})")
+        if report["frames"]:
+            frames = [f"{k}: {_examples(v, 3)}" for k, v in report["frames"].items()]
+            parts.append("frames of " + _examples(frames))
+        raise PredictionError(
+            f"{where}: missing {report['num_frames']} frame masks: "
+            + "; ".join(parts)
+            + ". Pass --allow-missing to score them as empty masks."
+        )
+    return report
+
+
+class RefVOSEvaluator(BaseMetric):
+    """Per-expression J / F of referring-video predictions (mmengine ``BaseMetric`` style).
+
+    ``process`` scores each expression as it arrives (so only per-frame scores travel
+    between ranks); ``compute_metrics`` aggregates them with the MeViS protocol.
+
+    Args:
+        split: The ground truth (a split with a mask_dict).
+        dataset: "mevis_u" or "davis17"; selects the protocol note in the results.
+        bound_th: Boundary tolerance of F.
+        collect_device, prefix: As mmengine's ``BaseMetric``.
+    """
+
+    default_prefix = "refvos"
+
+    def __init__(
+        self,
+        split: RefVOSSplit,
+        dataset: str = "mevis_u",
+        bound_th: float = DEFAULT_BOUND_TH,
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if not split.has_masks:
+            raise ValueError(f"split {split.root} has no mask_dict: it cannot be scored here")
+        self.split = split
+        self.dataset = dataset
+        self.bound_th = bound_th
+
+    def process(self, data_batch: object, data_samples: Sequence[dict]) -> None:
+        """Score a batch of expressions.
+
+        Args:
+            data_batch: Unused (the ground truth comes from the split).
+            data_samples: dicts with "video", "exp_id", "pred_masks" (bool (T, H, W), T and
+                (H, W) as the video's frames) and optionally "missing_frames" (count).
+        """
+        for sample in data_samples:
+            video, exp_id = sample["video"], sample["exp_id"]
+            gt = self.split.expression_masks(video, exp_id)
+            pred = np.asarray(sample["pred_masks"])
+            if pred.shape != gt.shape:
+                raise PredictionError(
+                    f"{video}/{exp_id}: prediction shape {pred.shape} != ground truth {gt.shape}"
+                )
+            j, f = expression_scores(gt, pred, self.bound_th)
+            self.results.append(
+                {
+                    "key": f"{video}/{exp_id}",
+                    "J": j,
+                    "F": f,
+                    "missing_frames": int(sample.get("missing_frames", 0)),
+                }
+            )
+
+    def compute_metrics(self, results: list) -> dict:
+        """Aggregate: {"J", "F", "J&F", "num_expressions", "protocol", "protocol_note",
+        "per_expression": {"video/exp_id": {"J", "F", "J&F", "missing_frames"}}}."""
+        out = aggregate_expressions({r["key"]: (r["J"], r["F"]) for r in results})
+        for r in results:
+            out["per_expression"][r["key"]]["missing_frames"] = r["missing_frames"]
+        out["protocol_note"] = PROTOCOL_NOTES.get(self.dataset, PROTOCOL_NOTES["mevis_u"])
+        return out
+
+
+def evaluate_predictions(
+    split: RefVOSSplit,
+    source: PngPredictions | RleJsonPredictions,
+    dataset: str = "mevis_u",
+    allow_missing: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Score saved predictions against a split.
+
+    Returns:
+        :meth:`RefVOSEvaluator.compute_metrics`'s dict plus "missing" (the report of
+        :func:`check_prediction_index`, empty lists when nothing is missing).
+
+    Raises:
+        PredictionError: See the module docstring.
+    """
+    missing = check_prediction_index(split, source, allow_missing)
+    if missing["num_frames"]:
+        logger.warning("%d frame masks missing: scored as empty masks", missing["num_frames"])
+    evaluator = RefVOSEvaluator(split, dataset=dataset)
+    present = source.index()
+    for expression in tqdm(
+        list(split.iter_expressions()), desc=f"scoring {dataset}", unit="exp", disable=not progress
+    ):
+        video, exp_id = expression.video, expression.exp_id
+        key = f"{video}/{exp_id}"
+        size = split.frame_size(video)
+        if size is None:
+            raise ValueError(f"{split.root}: cannot tell the frame size of video {video!r}")
+        frames = split.frames(video)
+        pred = np.zeros((len(frames), *size), dtype=bool)
+        n_missing = len(frames)
+        if exp_id in present.get(video, ()):
+            have = set(source.frames(video, exp_id, frames))
+            n_missing = len(frames) - len(have)
+            for t, frame in enumerate(frames):
+                if frame not in have:
+                    continue
+                mask = source.load(video, exp_id, frame)
+                if mask.shape != pred.shape[1:]:
+                    raise PredictionError(
+                        f"predictions {source.path}: {key} frame {frame!r} has size "
+                        f"{mask.shape}, the video's frames are {pred.shape[1:]} (H, W)"
+                    )
+                pred[t] = mask
+        evaluator.process(
+            None,
+            [{"video": video, "exp_id": exp_id, "pred_masks": pred, "missing_frames": n_missing}],
+        )
+    result = evaluator.compute_metrics(evaluator.results)
+    result["missing"] = missing
+    return result
