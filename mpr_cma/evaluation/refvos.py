@@ -37,6 +37,7 @@ from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.datasets.rle import decode_rle
 from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
 from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH
+from mpr_cma.registry import METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ def check_prediction_index(
     return report
 
 
+@METRICS.register_module()
 class RefVOSEvaluator(BaseMetric):
     """Per-expression J / F of referring-video predictions (mmengine ``BaseMetric`` style).
 
