@@ -3,8 +3,26 @@
 - rle: COCO run-length encoding of masks (encode, check, decode).
 - refcoco_format: RefCOCO / RefCOCO+ / RefCOCOg (REFER pickles + COCO instances.json).
 - refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout).
+- conversation, refcoco, refvos, vqa: training samples (Sa2VA-style conversations with one
+  [SEG] per object and exact expression spans); collate, samplers: batching.
 """
 
+from mpr_cma.datasets.base import (
+    BAD_SAMPLE_ERRORS,
+    SkippingDataset,
+    check_path,
+    sam2_pixels,
+    sentence_ids,
+)
+from mpr_cma.datasets.collate import sa2va_collate
+from mpr_cma.datasets.conversation import (
+    MAX_OBJECTS,
+    EncodedConversation,
+    encode_referring,
+    encode_referring_fitting,
+    sample_objects,
+)
+from mpr_cma.datasets.refcoco import RefCOCODataset, build_tokenizer, num_tiles
 from mpr_cma.datasets.refcoco_format import (
     DATASETS as REFCOCO_DATASETS,
 )
@@ -21,6 +39,7 @@ from mpr_cma.datasets.refcoco_format import (
     validate_segmentation,
     write_refcoco,
 )
+from mpr_cma.datasets.refvos import RefVOSDataset
 from mpr_cma.datasets.refvos_format import (
     Expression,
     RefVOSSplit,
@@ -28,23 +47,50 @@ from mpr_cma.datasets.refvos_format import (
     write_refvos_split,
 )
 from mpr_cma.datasets.rle import decode_rle, encode_mask, rle_run_lengths
+from mpr_cma.datasets.samplers import (
+    ConcatDataset,
+    LengthGroupedSampler,
+    dataset_lengths,
+    length_grouped_indices,
+)
+from mpr_cma.datasets.vqa import LLaVADataset
 
 __all__ = [
+    "BAD_SAMPLE_ERRORS",
+    "ConcatDataset",
     "DEFAULT_IMAGE_ROOT",
     "DEFAULT_SPLIT_BY",
-    "REFCOCO_DATASETS",
+    "EncodedConversation",
     "Expression",
+    "LLaVADataset",
+    "LengthGroupedSampler",
+    "MAX_OBJECTS",
+    "REFCOCO_DATASETS",
+    "RefCOCODataset",
     "RefCocoRecord",
+    "RefVOSDataset",
     "RefVOSSplit",
+    "SkippingDataset",
+    "build_tokenizer",
+    "check_path",
+    "dataset_lengths",
     "decode_rle",
     "encode_mask",
+    "encode_referring",
+    "encode_referring_fitting",
+    "length_grouped_indices",
     "load_refcoco",
     "natural_sorted",
+    "num_tiles",
     "read_instances",
     "read_refs",
     "ref_mask",
     "rle_run_lengths",
+    "sa2va_collate",
+    "sam2_pixels",
+    "sample_objects",
     "segmentation_to_mask",
+    "sentence_ids",
     "sentence_items",
     "validate_segmentation",
     "write_refcoco",

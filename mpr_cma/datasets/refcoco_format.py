@@ -20,12 +20,14 @@ import logging
 import numbers
 import pickle
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
 
 from mpr_cma.datasets.rle import encode_mask, rle_run_lengths
@@ -154,6 +156,7 @@ def load_refcoco(
     split_by: str | None = None,
     split: str | None = "val",
     image_root: str | Path | None = None,
+    skipped: Counter | None = None,
 ) -> list[RefCocoRecord]:
     """Load the refs of one split as records, in the pickle's order.
 
@@ -164,6 +167,9 @@ def load_refcoco(
         split_by: "unc", "google" or "umd"; None picks unc for refcoco/+ and umd for refcocog.
         split: The split to keep (exact match, e.g. "val", "testA"); None keeps every ref.
         image_root: Folder of the images; default ``<root>/coco2014/train2014``.
+        skipped: When given, a ref whose ann_id or image_id is missing from instances.json
+            or that has no sentence is logged with its ids, counted here under
+            "missing_<what>" and skipped (training); None raises instead (evaluation).
 
     Returns:
         One :class:`RefCocoRecord` per ref of the split.
@@ -171,7 +177,7 @@ def load_refcoco(
     Raises:
         FileNotFoundError: If instances.json or the refs pickle is missing.
         ValueError: If `split` is not in the pickle (the message lists the splits there).
-        KeyError: If a ref's ann_id or image_id is not in instances.json.
+        KeyError: If a ref's ann_id or image_id is not in instances.json (without `skipped`).
     """
     root = Path(root)
     ref_file = refs_path(root, dataset, split_by)
@@ -188,17 +194,20 @@ def load_refcoco(
     images = {img["id"]: img for img in instances["images"]}
     records = []
     for ref in refs:
-        ann = anns.get(ref["ann_id"])
-        if ann is None:
-            raise KeyError(
-                f"{ref_file}: ref {ref['ref_id']} has ann_id {ref['ann_id']}, not in {inst_file}"
-            )
-        image = images.get(ref["image_id"])
-        if image is None:
-            raise KeyError(
-                f"{ref_file}: ref {ref['ref_id']} has image_id {ref['image_id']}, "
-                f"not in the images of {inst_file}"
-            )
+        ann, image = anns.get(ref["ann_id"]), images.get(ref["image_id"])
+        problem = ("ann_id" if ann is None else "image_id" if image is None
+                   else "sentences" if not ref["sentences"] else None)
+        if problem is not None:
+            message = (f"{ref_file}: ref {ref['ref_id']} has {problem} "
+                       f"{ref.get(problem)!r}, not in {inst_file}" if problem != "sentences"
+                       else f"{ref_file}: ref {ref['ref_id']} has no sentence")
+            if skipped is None:
+                raise KeyError(message)
+            skipped["missing_" + problem] += 1
+            # mmengine's logger: the warning lands in the training log of the work dir.
+            print_log(f"{message}; skipped ref {ref['ref_id']} ({sum(skipped.values())} "
+                      "skipped)", logger="current", level=logging.WARNING)
+            continue
         sentences = ref["sentences"]
         records.append(
             RefCocoRecord(

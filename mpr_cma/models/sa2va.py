@@ -22,6 +22,9 @@ Batch contract (`data` dict, produced by the collate function of the datasets):
         input_ids (needed unless text_tokens == "seg");
     sentence_ids: list of B int64 tensors (O_i,), optional; equal ids = equal sentences
         (not TMC negatives). Default: every object its own id.
+A sample without masks (chat data) has masks[i] of shape (0, 0, 1, 1) and
+g_pixel_values[i] of shape (0, 3, S, S); g_pixel_values is None when no sample of the
+batch has masks (`mpr_cma.datasets.sa2va_collate` builds exactly this).
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,109 @@
+"""Referring conversations: exact expression spans, [SEG] per object, answer-only labels."""
+
+import random
+
+import pytest
+
+from mpr_cma.datasets.conversation import (
+    encode_referring,
+    encode_referring_fitting,
+    sample_objects,
+)
+from mpr_cma.models.mllm.template import (
+    IGNORE_INDEX,
+    SEG_QUESTIONS,
+    encode_conversation,
+    referring_turns,
+)
+from mpr_cma.models.mllm.tokenizer import (
+    SEG_TOKEN,
+    add_special_tokens,
+    load_tokenizer,
+    tiny_tokenizer_path,
+)
+
+EXPRESSIONS = ["the red car", "Man on the LEFT.", "dog"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    t = load_tokenizer(tiny_tokenizer_path())
+    add_special_tokens(t)
+    return t
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2, 3])
+@pytest.mark.parametrize("frames", [1, 3])
+def test_spans_decode_to_the_expressions(tok, seed, frames):
+    rng = random.Random(seed) if seed is not None else None
+    enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=4 * frames, num_frames=frames,
+                           rng=rng)
+    assert enc.expressions == ["the red car", "man on the left", "dog"]
+    assert len(enc.expression_spans) == 3
+    for (start, end), expression in zip(enc.expression_spans, enc.expressions, strict=True):
+        assert tok.decode(enc.input_ids[start:end]).strip() == expression
+    seg = tok.convert_tokens_to_ids(SEG_TOKEN)
+    seg_pos = [i for i, t in enumerate(enc.input_ids) if t == seg]
+    # object k's expression comes before its [SEG] and after the previous one
+    assert all(s[1] <= p for s, p in zip(enc.expression_spans, seg_pos, strict=True))
+    assert all(p < s[0] for p, s in zip(seg_pos, enc.expression_spans[1:], strict=False))
+
+
+def test_piecewise_ids_equal_whole_conversation_encoding(tok):
+    """Tokenizing in pieces gives the ids `encode_conversation` gives the same turns."""
+    enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=8)
+    whole = encode_conversation(tok, referring_turns(EXPRESSIONS), num_image_tokens=8)
+    assert enc.input_ids == whole["input_ids"]
+    assert enc.labels == whole["labels"]
+
+
+@pytest.mark.parametrize("template", SEG_QUESTIONS)
+def test_every_question_template_gives_exact_spans(tok, template, monkeypatch):
+    import mpr_cma.datasets.conversation as conv
+
+    monkeypatch.setattr(conv, "SEG_QUESTIONS", (template,))
+    enc = conv.encode_referring(tok, ["small blue triangle"], num_image_tokens=4)
+    (start, end), = enc.expression_spans
+    assert tok.decode(enc.input_ids[start:end]) == " small blue triangle"
+    full = tok.decode(enc.input_ids)
+    assert template.format(expression="small blue triangle") in full
+
+
+def test_labels_supervise_only_the_answers(tok):
+    enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=4)
+    supervised = tok.decode([t for t, lab in zip(enc.input_ids, enc.labels, strict=True)
+                             if lab != IGNORE_INDEX])
+    assert supervised == "It is [SEG].<|im_end|>" * 3
+    for start, end in enc.expression_spans:
+        assert all(lab == IGNORE_INDEX for lab in enc.labels[start:end])
+
+
+def test_question_expression_is_asked_as_is(tok):
+    enc = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4)
+    (start, end), = enc.expression_spans
+    assert tok.decode(enc.input_ids[start:end]) == "Which animal is running away?"
+
+
+def test_max_length_drops_trailing_objects(tok):
+    full = encode_referring(tok, EXPRESSIONS, num_image_tokens=4)
+    two = encode_referring(tok, EXPRESSIONS[:2], num_image_tokens=4)
+    fitted = encode_referring_fitting(tok, EXPRESSIONS, 4, max_length=len(two.input_ids))
+    assert fitted.input_ids == two.input_ids and len(fitted.expressions) == 2
+    assert len(full.input_ids) > len(two.input_ids)
+    with pytest.raises(ValueError, match="max_length"):
+        encode_referring_fitting(tok, EXPRESSIONS, 4, max_length=5)
+
+
+def test_bad_inputs(tok):
+    with pytest.raises(ValueError, match="at least one"):
+        encode_referring(tok, [], num_image_tokens=4)
+    with pytest.raises(ValueError, match="empty"):
+        encode_referring(tok, ["  "], num_image_tokens=4)
+
+
+def test_sample_objects():
+    rng = random.Random(0)
+    assert sorted(sample_objects(3, 5, False, rng)) == [0, 1, 2]
+    picked = sample_objects(8, 5, False, rng)
+    assert len(set(picked)) == 5 and all(0 <= i < 8 for i in picked)
+    assert len(sample_objects(2, 5, True, rng)) == 5  # Sa2VA: always N, with replacement

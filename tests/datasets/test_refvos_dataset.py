@@ -1,0 +1,115 @@
+"""RefVOSDataset: the MeViS / ReVOS layout in tmp_path, hand-drawn masks, frame choices."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mpr_cma.datasets.refvos import RefVOSDataset
+from mpr_cma.models.mllm.tokenizer import SEG_TOKEN
+from tests.datasets._train_data import TINY, captured_log, write_refvos_root
+
+
+@pytest.fixture
+def root(tmp_path):
+    split = tmp_path / "mevis" / "train"
+    info = write_refvos_root(split)
+    return split, info
+
+
+def build(root, **kw):
+    return RefVOSDataset(root, name="mevis", **{"num_frames": 2, "seed": 0, **TINY, **kw})
+
+
+def expected(info, anno_ids, frames):
+    return np.stack([np.logical_or.reduce([info["masks"][a][t] for a in anno_ids])
+                     for t in frames])
+
+
+@pytest.mark.parametrize("mode", ["random", "first", "uniform"])
+def test_masks_frames_and_prompt(root, mode):
+    path, info = root
+    ds = build(path, frame_mode=mode)
+    assert len(ds) == 2
+    sample = ds[0]  # video v1: 2 expressions, 4 frames
+    meta = sample["meta"]
+    key = meta["key_frames"]
+    assert meta["sam2_frames"] == key  # Sa2VA: SAM-2 segments the key frames
+    if mode == "first":
+        assert key == [0, 1]
+    elif mode == "uniform":
+        assert key == [1, 3]
+    assert sample["pixel_values"].shape == (2, 3, 56, 56)
+    assert sample["g_pixel_values"].shape == (2, 3, 64, 64)
+    masks = sample["masks"]
+    assert masks.shape == (2, 2, 16, 20) and masks.dtype == torch.bool
+    exps = ds.split.expressions("v1")
+    for k, exp_id in enumerate(meta["exp_ids"]):
+        gt = expected(info, exps[exp_id].anno_ids, key)
+        assert torch.equal(masks[k], torch.from_numpy(gt))
+    tok = ds.tokenizer
+    context = tok.convert_tokens_to_ids("<IMG_CONTEXT>")
+    assert int((sample["input_ids"] == context).sum()) == 2 * 4
+    assert tok.decode(sample["input_ids"]).count("<img>") == 2  # one block per key frame
+    assert int((sample["input_ids"] == tok.convert_tokens_to_ids(SEG_TOKEN)).sum()) == 2
+    for (s, e), exp_id in zip(sample["expression_spans"], meta["exp_ids"], strict=True):
+        assert tok.decode(sample["input_ids"][s:e]).strip() == exps[exp_id].exp
+
+
+def test_own_sam2_frames_and_question_expressions(root):
+    path, info = root
+    ds = build(path, frame_mode="first", sam2_frames="uniform", sam2_num_frames=3)
+    sample = ds[1]  # v2: 3 frames, "Which one is moving?" asked as is
+    assert sample["meta"]["key_frames"] == [0, 1]
+    assert sample["meta"]["sam2_frames"] == [0, 1, 2]
+    assert sample["g_pixel_values"].shape[0] == 3 and sample["masks"].shape == (1, 3, 16, 20)
+    assert torch.equal(sample["masks"][0], torch.from_numpy(info["masks"]["2"]))
+    (s, e), = sample["expression_spans"]
+    assert ds.tokenizer.decode(sample["input_ids"][s:e]) == "Which one is moving?"
+    assert ds.modality_length == [2 * 4 + 24 * 2, 2 * 4 + 24 * 1]
+
+
+def test_random_frames_are_sorted_and_cover_short_videos(root):
+    path, _ = root
+    ds = build(path, num_frames=5, seed=None)
+    for _ in range(5):
+        sample = ds[1]  # 3 frames < 5 + 1: Sa2VA draws with replacement
+        key = sample["meta"]["key_frames"]
+        assert len(key) == 5 and key == sorted(key) and set(key) <= {0, 1, 2}
+        assert sample["masks"].shape[1] == 5
+
+
+@pytest.mark.parametrize("fault", ["missing_anno", "bad_rle", "corrupt_frame"])
+def test_bad_samples_are_skipped_and_counted(root, fault):
+    path, _ = root
+    if fault == "missing_anno":
+        meta = json.loads((path / "meta_expressions.json").read_text())
+        meta["videos"]["v1"]["expressions"]["0"]["anno_id"] = ["77"]
+        (path / "meta_expressions.json").write_text(json.dumps(meta))
+    elif fault == "bad_rle":
+        masks = json.loads((path / "mask_dict.json").read_text())
+        masks["0"][0] = masks["1"][1] = {"size": [16, 20], "counts": "!!"}
+        (path / "mask_dict.json").write_text(json.dumps(masks))
+    else:
+        for frame in (path / "JPEGImages" / "v1").iterdir():
+            frame.write_bytes(b"garbage")
+    ds = build(path, frame_mode="first", max_objects=2)
+    with captured_log() as log:
+        sample = ds[0]
+    assert sample["meta"]["video"] == "v2"  # v1 skipped, the next video used
+    assert sum(ds.skipped.values()) == 1 and len(log) == 1
+    assert "video 'v1'" in log[0]
+    assert {"missing_anno": "'77'", "bad_rle": "frame 0", "corrupt_frame": "00000.jpg"}[
+        fault] in log[0]
+
+
+def test_wrong_data_root_fails_at_start(tmp_path, root):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        build(tmp_path / "nowhere")
+    path, _ = root
+    (path / "mask_dict.json").unlink()
+    with pytest.raises(ValueError, match="no mask_dict"):
+        build(path)
+    with pytest.raises(ValueError, match="sam2_frames"):
+        build(path, sam2_frames="all")
