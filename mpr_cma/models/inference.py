@@ -25,7 +25,11 @@ from mpr_cma.models.mllm.preprocess import (
     open_image,
     select_key_frames,
 )
-from mpr_cma.models.mllm.template import INFERENCE_SEG_PROMPT, build_conversation
+from mpr_cma.models.mllm.template import (
+    INFERENCE_SEG_PROMPT,
+    build_conversation,
+    clean_expression,
+)
 from mpr_cma.models.mllm.tokenizer import ENDOFTEXT_TOKEN, IM_END_TOKEN, token_id
 
 
@@ -34,9 +38,10 @@ def encode_prompt(tokenizer, expression: str, num_image_tokens: int,
     """Token ids of the inference prompt and the (start, end) span of the expression.
 
     The rendered prompt is split around the expression and each piece is tokenized on its
-    own (the expression with its leading space), so the span is exact by construction.
+    own (the expression with its leading space), so the span is exact by construction; the
+    expression is cleaned as in training (`clean_expression`: lower case, no final stop).
     """
-    expression = " ".join(expression.split())
+    expression = clean_expression(" ".join(expression.split()))
     if not expression:
         raise ValueError("the referring expression is empty")
     question = INFERENCE_SEG_PROMPT.format(expression=expression)

@@ -20,7 +20,7 @@ def picture(h=40, w=50, seed=0):
 
 
 def test_prompt_span_holds_exactly_the_expression(model):
-    ids, (start, end) = encode_prompt(model.tokenizer, "the  red circle", 8)
+    ids, (start, end) = encode_prompt(model.tokenizer, "The  red circle.", 8)
     assert model.tokenizer.decode(ids[start:end]) == " the red circle"
     assert ids.count(model.mllm.img_context_token_id) == 8
     with pytest.raises(ValueError, match="empty"):
