@@ -29,6 +29,10 @@ class LanguagePromptSAM2(SAM2Base):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._language_embd: Tensor | None = None
+        # SAM-2 replaces the masks of an object it scores absent (object score <= 0) by the
+        # constant NO_OBJ_SCORE (-1024). That hard choice has no gradient, so in training it
+        # would freeze such objects at a huge loss; SAM2Grounding switches it off there.
+        self.gate_absent_objects = True
         self.sam_prompt_encoder.register_forward_hook(self._append_language_prompt)
 
     def _append_language_prompt(
@@ -64,6 +68,9 @@ class LanguagePromptSAM2(SAM2Base):
         mask (B, 1, S, S), object pointer (B, C), object score logits (B, 1).
         """
         self._language_embd = language_embd
+        gating = self.pred_obj_scores
+        # Without the gate the object pointer is the raw one, as for a present object.
+        self.pred_obj_scores = gating and self.gate_absent_objects
         try:
             return super()._forward_sam_heads(
                 backbone_features=backbone_features,
@@ -75,3 +82,4 @@ class LanguagePromptSAM2(SAM2Base):
         finally:
             # Never leak a prompt into a later plain SAM-2 call (e.g. after an exception).
             self._language_embd = None
+            self.pred_obj_scores = gating

@@ -23,7 +23,10 @@ Choices (the paper is silent on them):
   a better prior. gamma starts at 0, so early in training this gradient is 0 anyway.
   `detach_prior=True` is the knob for the ablation.
 - SAM-2 replaces the logits of an object it scores absent by -1024 (object score <= 0).
-  For pass 1 that gives a gate of 0, so MBA leaves F_v unchanged for that object.
+  That choice is hard (no gradient): in training it would pin such an object at a loss of
+  ~1000 per pixel with nothing to pull it back (Sa2VA trains no object-score loss), so by
+  default (`object_gating="eval"`) it applies in eval mode only. In eval, pass 1 of an
+  absent object gives a gate of 0 and MBA leaves F_v unchanged for it.
 """
 
 import contextlib
@@ -42,6 +45,7 @@ from mpr_cma.models.grounding.video import segment_video
 from mpr_cma.registry import MODELS
 
 SIZE_PRESETS = {None: list, "tiny": tiny_sam2_overrides}
+OBJECT_GATING = ("eval", "always", "never")
 # SAM-2's input normalisation (ImageNet statistics on [0, 1] pixels).
 PIXEL_MEAN = (0.485, 0.456, 0.406)
 PIXEL_STD = (0.229, 0.224, 0.225)
@@ -100,6 +104,8 @@ class SAM2Grounding(nn.Module):
             (image encoder, prompt encoder, memory modules) is always frozen.
         detach_prior: detach pass-1 logits before the MBA gate (see module docstring).
         multimask_output: None = SAM-2's rule as Sa2VA uses it; True/False force it.
+        object_gating: when SAM-2's no-object substitution (absent object -> logits -1024)
+            applies: "eval" (ours, default: inference only), "always" (SAM-2), "never".
         autocast_dtype: run SAM-2 and MBA under `torch.autocast` in this dtype (Sa2VA runs
             SAM-2 under bf16 autocast). None = use the caller's context. SAM-2's decoder
             cannot run with bf16 *parameters* on CPU (layer norms get fp32 inputs), so on
@@ -117,6 +123,7 @@ class SAM2Grounding(nn.Module):
         train_mask_decoder: bool = True,
         detach_prior: bool = False,
         multimask_output: bool | None = None,
+        object_gating: str = "eval",
         autocast_dtype: torch.dtype | str | None = None,
     ):
         super().__init__()
@@ -140,6 +147,10 @@ class SAM2Grounding(nn.Module):
                 is_init_cond_frame=True, point_inputs=None
             )
         self.multimask_output = bool(multimask_output)
+        if object_gating not in OBJECT_GATING:
+            raise ValueError(f"object_gating must be one of {OBJECT_GATING}, got "
+                             f"{object_gating!r}")
+        self.object_gating = object_gating
         if isinstance(autocast_dtype, str):
             autocast_dtype = getattr(torch, autocast_dtype)
         self.autocast_dtype = autocast_dtype
@@ -162,6 +173,8 @@ class SAM2Grounding(nn.Module):
         """
         super().train(mode)
         sam = self.sam2_model
+        sam.gate_absent_objects = (self.object_gating == "always"
+                                   or (self.object_gating == "eval" and not mode))
         for frozen in (sam.image_encoder, sam.memory_attention, sam.memory_encoder):
             frozen.eval()
         return self

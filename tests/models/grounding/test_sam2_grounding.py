@@ -257,3 +257,22 @@ def test_checkpoint_key_errors(tmp_path):
     torch.save(state, tmp_path / "flat.pt")
     with pytest.raises(ValueError, match="'model'"):
         load_sam2_checkpoint(model.sam2_model, tmp_path / "flat.pt")
+
+
+@pytest.mark.parametrize("gating", ["eval", "always", "never"])
+def test_absent_object_gating(gating):
+    model = make_model(mba=False, object_gating=gating)
+    with torch.no_grad():  # make SAM-2 score every object absent
+        model.sam2_model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(-20.0)
+    images, prompt, _, _ = make_inputs()
+    feats = model.encode(model.preprocess(images))
+    index = torch.tensor([0, 1, 1])
+    for training in (True, False):
+        model.train(training)
+        masks = model.segment_images(feats, index, prompt)["pred_masks"]
+        gated = bool((masks == NO_OBJ_SCORE).all())
+        expected = gating == "always" or (gating == "eval" and not training)
+        assert gated == expected, (gating, training)
+    assert model.sam2_model.pred_obj_scores  # the switch is restored after every call
+    with pytest.raises(ValueError, match="object_gating"):
+        make_model(mba=False, object_gating="sometimes")

@@ -1,0 +1,18 @@
+"""Training engine: warm-up hooks, crash-safe checkpoints, the train loop and runner glue."""
+
+from mpr_cma.engine.checkpoint import (
+    AtomicCheckpointHook,
+    find_latest_checkpoint,
+    is_complete_checkpoint,
+)
+from mpr_cma.engine.hooks import TrainStatsHook, WarmupHook, linear_warmup_scale, unwrap_model
+from mpr_cma.engine.loops import EpochsAsItersTrainLoop
+from mpr_cma.engine.runner import build_runner, setup_config
+from mpr_cma.engine.strategy import AtomicDeepSpeedStrategy
+
+__all__ = [
+    "AtomicCheckpointHook", "AtomicDeepSpeedStrategy", "EpochsAsItersTrainLoop",
+    "TrainStatsHook", "WarmupHook",
+    "build_runner", "find_latest_checkpoint", "is_complete_checkpoint",
+    "linear_warmup_scale", "setup_config", "unwrap_model",
+]
