@@ -99,12 +99,16 @@ def symmetric_info_nce(
         z_v: (B, D) visual embeddings (normalised here).
         z_t: (B, D) text embeddings of the same B objects, row i matches row i.
         tau: temperature tau_tmc.
-        sentence_ids: (B,) int64; objects with equal ids are not negatives of each other.
+        sentence_ids: (B,) int64; objects with equal ids are not negatives of each other; a
+            negative id marks a placeholder row (e.g. the dummy object a rank without
+            objects runs so that every rank joins the collectives): it is neither an
+            anchor nor a negative.
         gather_across_ranks: use every rank's objects as negatives (needs an initialised
             torch.distributed process group; a no-op with one process).
 
     Returns:
-        fp32 scalar. A batch with a single object gives 0 (no negatives).
+        fp32 scalar. A batch with a single object gives 0 (no negatives); a batch of
+        placeholders only gives an exact 0 connected to the graph.
     """
     if z_v.dim() != 2 or z_v.shape != z_t.shape:
         raise ValueError(
@@ -126,13 +130,21 @@ def symmetric_info_nce(
     labels = torch.arange(z_v.shape[0], device=z_v.device) + offset
     logits_v2t = z_v @ all_t.t() / tau  # (B, B_all)
     logits_t2v = z_t @ all_v.t() / tau
-    if sentence_ids is not None:
-        # Same sentence, different object: neither positive nor negative.
-        same = sentence_ids.unsqueeze(1) == all_ids.unsqueeze(0)
-        same[torch.arange(len(labels)), labels] = False
-        logits_v2t = logits_v2t.masked_fill(same, float("-inf"))
-        logits_t2v = logits_t2v.masked_fill(same, float("-inf"))
-    return F.cross_entropy(logits_v2t, labels) + F.cross_entropy(logits_t2v, labels)
+    if sentence_ids is None:
+        return F.cross_entropy(logits_v2t, labels) + F.cross_entropy(logits_t2v, labels)
+    # Same sentence, different object: neither positive nor negative. Placeholder rows
+    # (negative ids) are neither anchors nor negatives anywhere.
+    excluded = sentence_ids.unsqueeze(1) == all_ids.unsqueeze(0)
+    excluded[torch.arange(len(labels)), labels] = False
+    excluded |= (all_ids < 0).unsqueeze(0)
+    rows = sentence_ids >= 0
+    if not rows.any():
+        # An exact 0 that still depends on the gathered tensors: the gather's backward is
+        # a collective, so every rank must run it or the others wait forever.
+        return (all_v.sum() + all_t.sum()) * 0.0
+    logits_v2t = logits_v2t.masked_fill(excluded, float("-inf"))[rows]
+    logits_t2v = logits_t2v.masked_fill(excluded, float("-inf"))[rows]
+    return F.cross_entropy(logits_v2t, labels[rows]) + F.cross_entropy(logits_t2v, labels[rows])
 
 
 @MODELS.register_module()

@@ -219,12 +219,7 @@ class Sa2VAMBA(BaseModel):
         run = self.run_batch(data)
         losses = {"loss_llm": self.llm_loss_weight * run["llm"].loss.float()}
         if "grounding" not in run:
-            # Chat-only batch: no mask term. Keep the grounding projection in the graph
-            # with a zero contribution so every trainable parameter receives a gradient.
-            hidden = run["llm"].hidden_states[-1]
-            zero = self.text_hidden_fcs(hidden[:, :1]).sum() * 0.0
-            losses.update(loss_mask=zero, loss_dice=zero)
-            return losses
+            return {**losses, **self._placeholder_mask_losses(run["llm"].hidden_states[-1])}
         pick, text, result = run["rows"]["object"], run["text"], run["grounding"]
         gt = torch.cat(self._ground_truth_rows(data["masks"], self.grounding.image_size))
         sentence_ids = self._sentence_ids(data.get("sentence_ids"), run["num_objects"], pick)
@@ -233,6 +228,33 @@ class Sa2VAMBA(BaseModel):
             text_embeds=None if text["sentence"] is None else text["sentence"][pick],
             sentence_ids=sentence_ids))
         return losses
+
+    def _placeholder_mask_losses(self, hidden: Tensor) -> dict[str, Tensor]:
+        """Mask loss terms of a batch without objects (chat data): exactly 0.
+
+        Like Sa2VA's pseudo data, one placeholder object (blank frame, first token as text)
+        runs through the whole grounding path with its losses multiplied by 0. Every
+        trainable parameter then gets a (zero) gradient and every rank joins the same
+        collectives (DeepSpeed's gradient reduction, TMC's cross-rank gather), so a rank
+        that drew only chat samples cannot hang the others. Its TMC row has sentence id -1:
+        it is no negative for other ranks' objects.
+        """
+        size = self.grounding.image_size
+        frames = hidden.new_zeros(1, 3, size, size, dtype=torch.float32)
+        token = hidden[:1, :1]  # (1, 1, H)
+        prompt = self.text_hidden_fcs(token)
+        text = self.text_token_fcs(token) if self.text_token_fcs is not None else None
+        text_mask = torch.ones(1, 1, dtype=torch.bool, device=hidden.device)
+        result = self.grounding.segment_images(
+            self.grounding.encode(frames), torch.zeros(1, dtype=torch.long,
+                                                       device=hidden.device),
+            prompt, text, text_mask if text is not None else None)
+        gt = torch.zeros(1, size, size, device=hidden.device)
+        losses = self.criterion(
+            result["pred_masks"][:, 0], gt, features=result["decoder_features"],
+            text_embeds=None if text is None else text[:, 0],
+            sentence_ids=torch.full((1,), -1, dtype=torch.long, device=hidden.device))
+        return {name: value * 0.0 for name, value in losses.items()}
 
     @staticmethod
     def _row_index(num_objects: Sequence[int], frames: Sequence[int], masks: Sequence[Tensor],

@@ -123,3 +123,39 @@ def test_gather_across_ranks_equals_one_big_batch(tmp_path):
     expected = symmetric_info_nce(z_v, z_t, tau=TAU, sentence_ids=ids).item()
     assert combined == pytest.approx(expected, rel=1e-5)
     assert results[0][1] > 0 and results[1][1] > 0
+
+
+def test_placeholder_rows_are_neither_anchors_nor_negatives():
+    ids = torch.tensor([1, 2, 3])
+    expected = symmetric_info_nce(Z_V[:2], Z_T[:2], tau=TAU, sentence_ids=ids[:2])
+    with_placeholder = symmetric_info_nce(Z_V, Z_T, tau=TAU,
+                                          sentence_ids=torch.tensor([1, 2, -1]))
+    assert with_placeholder.item() == pytest.approx(expected.item(), rel=1e-6)
+    z_v = Z_V.clone().requires_grad_(True)
+    only = symmetric_info_nce(z_v, Z_T, tau=TAU, sentence_ids=torch.full((3,), -1))
+    only.backward()
+    assert only.item() == 0.0 and z_v.grad is not None and torch.isfinite(z_v.grad).all()
+
+
+def _placeholder_rank_worker(rank, world, init_file, results):
+    import datetime
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=30))
+    g = torch.Generator().manual_seed(rank)
+    z_v = torch.randn(2, 4, generator=g, requires_grad=True)
+    z_t = torch.randn(2, 4, generator=g)
+    # Rank 1 holds only a placeholder (a batch without objects): the gather's backward is
+    # a collective, so rank 1 must still run it or rank 0 waits forever.
+    ids = torch.tensor([1, 2]) if rank == 0 else torch.tensor([-1, -1])
+    loss = symmetric_info_nce(z_v, z_t, tau=TAU, sentence_ids=ids, gather_across_ranks=True)
+    loss.backward()
+    results[rank] = loss.item()
+    dist.destroy_process_group()
+
+
+def test_a_rank_with_only_placeholders_does_not_hang_the_others(tmp_path):
+    results = mp.Manager().dict()
+    mp.spawn(_placeholder_rank_worker, args=(2, str(tmp_path / "pg"), results), nprocs=2,
+             join=True)
+    assert results[1] == 0.0 and math.isfinite(results[0]) and results[0] > 0

@@ -139,8 +139,19 @@ def test_chat_only_batch_and_bad_batches(mba_model):
     chat = {k: batch[k] for k in ("input_ids", "labels", "attention_mask", "pixel_values")}
     chat["input_ids"] = chat["input_ids"].masked_fill(
         chat["input_ids"] == mba_model.seg_token_id, mba_model.tokenizer.pad_token_id)
+    mba_model.zero_grad()
+    sum(mba_model(batch, mode="loss").values()).backward()
+    with_objects = {n for n, p in mba_model.named_parameters() if p.grad is not None}
+    mba_model.zero_grad()
     losses = mba_model(chat, mode="loss")
-    assert losses["loss_mask"].item() == 0.0 and torch.isfinite(losses["loss_llm"])
+    assert set(losses) == {"loss_llm", "loss_mask", "loss_dice", "loss_tmc", "loss_bound"}
+    assert all(losses[k].item() == 0.0 for k in losses if k != "loss_llm")
+    assert torch.isfinite(losses["loss_llm"])
+    sum(losses.values()).backward()
+    # A placeholder object keeps every trainable parameter in the graph (zero gradient),
+    # so DeepSpeed's reduction and TMC's gather see the same parameters on every rank.
+    chat_grads = {n for n, p in mba_model.named_parameters() if p.grad is not None}
+    assert chat_grads == with_objects, sorted(chat_grads ^ with_objects)[:5]
     wrong = dict(batch, masks=[batch["masks"][0][:1], batch["masks"][1]])
     with pytest.raises(ValueError, match=r"sample 0: 2 \[SEG\] tokens in input_ids but 1 objects"):
         mba_model(wrong, mode="loss")
