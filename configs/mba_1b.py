@@ -1,10 +1,22 @@
 # The paper's model: Sa2VA-1B + Mask-Biased Attention + TMC + boundary loss (Table 1, "Ours").
 # `tools/dist_train.sh configs/mba_1b.py 4` trains it: schedule (AdamW 4e-5, wd 0.05,
 # 1 epoch, 5% warm-up then cosine, bf16, ZeRO-2, batch 2 x 4 accumulation) and runtime
-# (checkpoints, logging, MBA / aux-loss warm-up hooks) are below; the training data part
-# ('./_base_/datasets/refer_seg_mix.py') joins the list when the datasets land (issue #4).
+# (checkpoints, logging, MBA / aux-loss warm-up hooks) and the training data (RefCOCO/+/g,
+# MeViS, ReVOS, Ref-YTVOS, LLaVA mix under `data_root`, see data/README.md) are the bases.
 _base_ = [
     './_base_/models/sa2va_mba_1b.py',
+    './_base_/datasets/refer_seg_mix.py',
     './_base_/schedules/sa2va_1e.py',
     './_base_/default_runtime.py',
 ]
+
+train_dataloader = dict(
+    batch_size={{_base_.batch_size}},
+    num_workers=4,
+    persistent_workers=True,
+    # Sa2VA groups samples of similar length (xtuner's LengthGroupedSampler).
+    sampler=dict(type='LengthGroupedSampler', length_property='modality_length',
+                 per_device_batch_size={{_base_.samples_per_step}}),
+    dataset={{_base_.train_dataset}},
+    collate_fn={{_base_.collate_fn}},
+)

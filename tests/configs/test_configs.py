@@ -38,3 +38,24 @@ def test_a_leaf_override_changes_only_that_field(tmp_path):
     film = MODELS.build(cfg.mba)
     assert type(film).__name__ == "MaskBiasedFiLM" and film.router.top_k == 8
     assert film.tau_gate == 1.0
+
+
+MODEL_CONFIGS = [p for p in ALL_CONFIGS
+                 if "_base_" not in p.parts and "model" in Config.fromfile(str(p))]
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_model_of_every_config_builds(path):
+    """Tiny models are built for real; 1B ones on the meta device without weights."""
+    import torch
+
+    model_cfg = Config.fromfile(str(path)).model
+    tiny = "tiny" in path.parts
+    if not tiny:
+        model_cfg.update(mllm_pretrained=None, tokenizer="tiny")
+        model_cfg.grounding.ckpt_path = None
+    with torch.device("cpu" if tiny else "meta"):
+        model = MODELS.build(model_cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    expected_mba = model_cfg.grounding.get("mba") is not None
+    assert (model.grounding.mba is not None) == expected_mba

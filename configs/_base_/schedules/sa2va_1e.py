@@ -5,6 +5,8 @@
 # accumulative_counts = 4): 2 x 4 x 4 GPUs = 32 samples per optimizer step in the paper run.
 batch_size = 2            # per GPU (Sa2VA)
 accumulative_counts = 4   # Sa2VA-1B
+# Samples per optimizer step on one GPU; the length-grouped sampler groups this many.
+samples_per_step = batch_size * accumulative_counts
 max_epochs = 1
 lr = 4e-5
 warmup_ratio = 0.05       # also ramps the MBA gate and the auxiliary losses (runtime hooks)
