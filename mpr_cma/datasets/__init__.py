@@ -3,6 +3,8 @@
 - rle: COCO run-length encoding of masks (encode, check, decode).
 - refcoco_format: RefCOCO / RefCOCO+ / RefCOCOg (REFER pickles + COCO instances.json).
 - refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout).
+- synthetic_scene, synthetic: a seeded referring benchmark of coloured shapes (images in
+  the RefCOCO layout, moving shapes in the MeViS layout) for the demo.
 - conversation, refcoco, refvos, vqa: training samples (Sa2VA-style conversations with one
   [SEG] per object and exact expression spans); collate, samplers: batching.
 """
@@ -53,6 +55,22 @@ from mpr_cma.datasets.samplers import (
     dataset_lengths,
     length_grouped_indices,
 )
+from mpr_cma.datasets.synthetic import (
+    Desc,
+    Ref,
+    SyntheticConfig,
+    generate_synthetic,
+    image_expressions,
+    ref_text,
+    resolve,
+    video_expressions,
+)
+from mpr_cma.datasets.synthetic_scene import (
+    SceneObject,
+    render,
+    sample_image_scene,
+    sample_video_scene,
+)
 from mpr_cma.datasets.vqa import LLaVADataset
 
 __all__ = [
@@ -60,17 +78,21 @@ __all__ = [
     "ConcatDataset",
     "DEFAULT_IMAGE_ROOT",
     "DEFAULT_SPLIT_BY",
+    "Desc",
     "EncodedConversation",
     "Expression",
     "LLaVADataset",
     "LengthGroupedSampler",
     "MAX_OBJECTS",
     "REFCOCO_DATASETS",
+    "Ref",
     "RefCOCODataset",
     "RefCocoRecord",
     "RefVOSDataset",
     "RefVOSSplit",
+    "SceneObject",
     "SkippingDataset",
+    "SyntheticConfig",
     "build_tokenizer",
     "check_path",
     "dataset_lengths",
@@ -78,6 +100,8 @@ __all__ = [
     "encode_mask",
     "encode_referring",
     "encode_referring_fitting",
+    "generate_synthetic",
+    "image_expressions",
     "length_grouped_indices",
     "load_refcoco",
     "natural_sorted",
@@ -85,14 +109,20 @@ __all__ = [
     "read_instances",
     "read_refs",
     "ref_mask",
+    "ref_text",
+    "render",
+    "resolve",
     "rle_run_lengths",
     "sa2va_collate",
     "sam2_pixels",
+    "sample_image_scene",
     "sample_objects",
+    "sample_video_scene",
     "segmentation_to_mask",
     "sentence_ids",
     "sentence_items",
     "validate_segmentation",
+    "video_expressions",
     "write_refcoco",
     "write_refvos_split",
 ]
