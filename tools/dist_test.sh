@@ -3,7 +3,7 @@
 #   e.g. tools/dist_test.sh configs/mba_1b.py 4 --checkpoint CKPT --dataset mevis_u
 # Runs tools/test.py under torchrun (one process per GPU; evaluation is sharded over ranks).
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) as for torchrun.
-# Inference needs the model's predict path (issue #3); until then test.py explains and exits.
+# Rank 0 gathers the predictions, scores them and writes WORK_DIR/results.json.
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then

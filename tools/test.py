@@ -9,13 +9,28 @@ Usage:
     # package MeViS valid predictions as the server's submission zip (checked complete)
     python tools/test.py --eval-only --dataset mevis --gt data/mevis/valid --pred PRED
 
-    # inference with a checkpoint (needs the model's predict path: not available yet, #3)
+    # inference with a checkpoint: an HF folder in the Sa2VA layout, a DeepSpeed checkpoint
+    # of our training (iter_N.pth/, or the work dir: its latest), or an mmengine .pth file
     python tools/test.py CONFIG --checkpoint CKPT --dataset refcoco --split val
-    tools/dist_test.sh CONFIG 4 --checkpoint CKPT --all
+    python tools/test.py CONFIG --checkpoint CKPT --dataset mevis_u --save-masks
+    python tools/test.py CONFIG --checkpoint CKPT --dataset mevis   # submission zip
+    tools/dist_test.sh CONFIG 4 --checkpoint CKPT --all --data-root data
+    # smoke test of the pipeline without weights (results.json says "random_init": true)
+    python tools/test.py configs/tiny/sa2va_mba_tiny.py --random-init --dataset refcoco
+
+Inference reads DATA_ROOT (--data-root, default data/) in the layout of data/README.md
+(refcocog: umd split; video splits DATA_ROOT/davis17/valid, DATA_ROOT/mevis/valid_u|valid),
+answers greedily (--answer teacher-forces a fixed answer instead; an answer without [SEG] is
+an empty mask, counted as metrics["no_seg"]), shards items over torchrun ranks
+(i % world == rank) and scores on rank 0 with the --eval-only code. --save-masks writes
+0/255 PNGs to WORK_DIR/masks/ (<video>/<exp_id>/<frame>.png, or <ref_id>_<sent_id>.png).
+--all runs every split of Table 1 whose data exists (others are skipped with a message)
+into WORK_DIR/<dataset>_<split>/ and writes WORK_DIR/results_all.json.
 
 Writes WORK_DIR/results.json = {"dataset", "split", "metrics", "per_item", "config",
 "checkpoint", "checkpoint_sha256", "timings", ...} (scores as fractions in [0, 1]) and
-WORK_DIR/test.log, and prints a table laid out like the paper's Table 1 (x100).
+WORK_DIR/test.log, and prints a table laid out like the paper's Table 1 (x100). Timings
+(seconds; inference: "data", "model", "post_processing" summed over ranks) are logged too.
 With --eval-only, "config" is null, "checkpoint" is the --pred path and
 "checkpoint_sha256" is the sha256 of the prediction file (null for a folder).
 Bad predictions (missing / unknown / mis-sized masks, an empty folder) exit with status 1
@@ -52,11 +67,6 @@ TABLE1 = [
     ("DAVIS", [("davis17", "valid")]),
     ("MeViS (valid_u)", [("mevis_u", "valid_u")]),
 ]
-NOT_AVAILABLE = (
-    "inference is not available yet: needs the model's predict path and checkpoint loading "
-    "(issue #3). "
-    "Score saved predictions with --eval-only --dataset davis17|mevis_u --gt GT --pred PRED."
-)
 logger = logging.getLogger("mpr_cma.tools.test")
 
 
@@ -83,9 +93,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="default work_dirs/test/<dataset>_<split>")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
+    inference = parser.add_argument_group("inference")
+    inference.add_argument("--data-root", default="data", help="DATA_ROOT (default data)")
+    inference.add_argument("--random-init", action="store_true",
+                           help="no checkpoint: evaluate the config's init (smoke tests)")
+    inference.add_argument("--answer", help="teacher-force this answer, e.g. 'It is [SEG].'")
+    inference.add_argument("--max-new-tokens", type=int, default=32)
+    inference.add_argument("--max-tiles", type=int, default=12, help="image tiles (RefCOCO)")
+    inference.add_argument("--num-key-frames", type=int, default=5, help="MLLM frames (video)")
+    inference.add_argument("--local_rank", "--local-rank", type=int, default=0,
+                           help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.eval_only:
-        parser.error(NOT_AVAILABLE)
+        return _check_inference_args(parser, args)
     if args.all or args.dataset is None:
         parser.error("--eval-only scores one --dataset (davis17, mevis_u, or mevis to package)")
     if args.dataset.startswith("refcoco"):
@@ -94,6 +114,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--eval-only needs --gt (or --meta) and --pred")
     args.split = args.split or DEFAULT_SPLITS[args.dataset]
     args.work_dir = Path(args.work_dir or f"work_dirs/test/{args.dataset}_{args.split}")
+    return args
+
+
+def _check_inference_args(parser: argparse.ArgumentParser,
+                          args: argparse.Namespace) -> argparse.Namespace:
+    if not args.config:
+        parser.error("inference needs CONFIG (or --eval-only to score saved predictions)")
+    if (args.checkpoint is None) == (not args.random_init) or (
+            args.checkpoint or "").lower() == "none":
+        parser.error("give --checkpoint CKPT, or --random-init explicitly for a smoke test")
+    if args.all == (args.dataset is not None):
+        parser.error("give one of --dataset or --all")
+    if args.all and args.split:
+        parser.error("--all runs every split of Table 1; --split goes with --dataset")
+    args.split = None if args.all else args.split or DEFAULT_SPLITS[args.dataset]
+    name = "all" if args.all else f"{args.dataset}_{args.split}"
+    args.work_dir = Path(args.work_dir or f"work_dirs/test/{name}")
     return args
 
 
@@ -138,6 +175,12 @@ def format_table(name: str, results: list[dict]) -> str:
                 f"J&F {100 * m['J&F']:.2f}  ({m['num_expressions']} expressions, "
                 f"protocol {m['protocol']}; missing frame masks scored empty: "
                 f"{m['missing_frames']})"
+            )
+        elif "cIoU" in m:
+            lines.append(
+                f"{r['dataset']} {r['split']}: cIoU {100 * m['cIoU']:.2f}  gIoU "
+                f"{100 * m['gIoU']:.2f}  ({m['num_items']} sentences; answers without "
+                f"[SEG]: {m['no_seg']})"
             )
         elif "submission" in m:
             lines.append(
@@ -209,8 +252,101 @@ def setup_logging(work_dir: Path) -> None:
         root.addHandler(handler)
 
 
+def _init_distributed(launcher: str) -> int:
+    """Join the torchrun world (gloo on CPU, nccl on GPU); return this rank."""
+    if launcher != "pytorch":
+        return 0
+    import torch.distributed as dist
+
+    from mpr_cma.engine.runner import default_backend
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend=default_backend())
+    return dist.get_rank()
+
+
+def run_inference(args: argparse.Namespace) -> int:
+    """Build + load the model, evaluate the split(s), write results.json (rank 0)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # configs' custom_imports
+    from mpr_cma.engine.eval_checkpoint import CheckpointKeyError, resolve_checkpoint
+    from mpr_cma.engine.evaluate import build_eval_model, eval_device, evaluate_split
+    from mpr_cma.engine.evaluate import missing_data as why_missing
+    from mpr_cma.models.checkpoint import CorruptCheckpointError, Sa2VACheckpointMismatchError
+
+    rank = _init_distributed(args.launcher)
+    if rank == 0:
+        setup_logging(args.work_dir)
+    try:  # fail fast on a wrong path, before reading data or building the model
+        if args.checkpoint is not None:
+            resolve_checkpoint(args.checkpoint)
+    except (FileNotFoundError, CorruptCheckpointError) as err:
+        logger.error("%s", err)
+        return 1
+    splits = [key for _, keys in TABLE1 for key in keys] if args.all else [
+        (args.dataset, args.split)]
+    todo = []
+    for dataset, split in splits:
+        reason = why_missing(args.data_root, dataset, split)
+        if reason is None:
+            todo.append((dataset, split))
+        elif args.all:
+            logger.warning("skipping %s", reason)
+        else:
+            logger.error("%s (--data-root %s)", reason, args.data_root)
+            return 1
+    if not todo:
+        logger.error("--all: no Table 1 split has data under %s", args.data_root)
+        return 1
+    setup: dict[str, float] = {}
+    try:
+        with stage(setup, "build_model"):
+            model, ckpt = build_eval_model(args.config, args.checkpoint, eval_device())
+    except (FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
+            Sa2VACheckpointMismatchError) as err:
+        logger.error("%s", err)
+        return 1
+    name = "random-init" if args.random_init else Path(args.checkpoint).name
+    all_results, failed = [], []
+    for dataset, split in todo:
+        work_dir = args.work_dir / f"{dataset}_{split}" if args.all else args.work_dir
+        start = time.perf_counter()
+        try:  # data errors are the same on every rank, so no rank waits in a collective
+            result = evaluate_split(
+                model, dataset, split, args.data_root, work_dir, answer=args.answer,
+                max_tiles=args.max_tiles, num_key_frames=args.num_key_frames,
+                max_new_tokens=args.max_new_tokens, save_masks=args.save_masks,
+                progress=not args.no_progress)
+        except (PredictionError, FileNotFoundError, KeyError, ValueError, OSError) as err:
+            logger.error("%s %s failed: %s", dataset, split, err)
+            failed.append(f"{dataset} {split}")
+            continue
+        if rank != 0:
+            continue
+        result["timings"].update(setup, total=round(time.perf_counter() - start, 4))
+        results = {"dataset": dataset, "split": split, "metrics": result.pop("metrics"),
+                   "per_item": result.pop("per_item"), "config": str(args.config), **ckpt,
+                   "teacher_forced_answer": args.answer, "data_root": str(args.data_root),
+                   "world_size": len(result["timings"]["per_rank"]), **result}
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "results.json").write_text(json.dumps(results, indent=2))
+        logger.info("wrote %s", work_dir / "results.json")
+        all_results.append(results)
+    if rank == 0:
+        if args.all:
+            summary = [{k: r[k] for k in ("dataset", "split", "metrics", "timings")}
+                       for r in all_results]
+            (args.work_dir / "results_all.json").write_text(json.dumps(
+                {"config": str(args.config), **ckpt, "results": summary}, indent=2))
+        print(format_table(name, all_results))
+    if failed:
+        logger.error("failed: %s", ", ".join(failed))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.eval_only:
+        return run_inference(args)
     if args.launcher == "pytorch" and int(os.environ.get("RANK", "0")) != 0:
         return 0  # scoring saved predictions is a single-process job
     setup_logging(args.work_dir)

@@ -140,10 +140,10 @@ def test_missing_frame_subprocess_error(data: dict[str, Path]) -> None:
     assert not (data["work"] / "results.json").exists()
 
 
-def test_model_path_is_not_available_yet() -> None:
+def test_model_path_names_a_missing_checkpoint() -> None:
     proc = run_cli("configs/mba_1b.py", "--checkpoint", "x.pth", "--dataset", "mevis_u")
-    assert proc.returncode == 2
-    assert "not available yet: needs the model's predict path" in proc.stderr
+    assert proc.returncode == 1
+    assert "checkpoint not found: x.pth" in proc.stderr
 
 
 def _break(pred: Path, what: str) -> None:
