@@ -18,15 +18,13 @@ in order, one digest).
 
 import hashlib
 import logging
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
-from mpr_cma.engine.checkpoint import find_latest_checkpoint
+from mpr_cma.engine.consolidate import read_checkpoint
+from mpr_cma.engine.consolidate import resolve_checkpoint as resolve_training_checkpoint
 from mpr_cma.models.checkpoint import (
     INDEX_NAME,
     WEIGHTS_NAME,
@@ -92,49 +90,25 @@ def resolve_checkpoint(path: str | Path) -> CheckpointInfo:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.is_file():
-        return CheckpointInfo("pth", path, [path])
-    if (path / DEEPSPEED_MODEL_FILE).is_file():
-        return CheckpointInfo("deepspeed", path, [path / DEEPSPEED_MODEL_FILE])
-    if (path / WEIGHTS_NAME).is_file() or (path / INDEX_NAME).is_file():
+    if path.is_dir() and ((path / WEIGHTS_NAME).is_file() or (path / INDEX_NAME).is_file()):
         weights = _hf_weights(path)
         if not weights:
             raise FileNotFoundError(f"{path / INDEX_NAME}: no model-*-of-*.safetensors shard")
         return CheckpointInfo("hf", path, weights)
-    if (path / "last_checkpoint").is_file() or any(path.glob("iter_*.pth")):
-        latest = find_latest_checkpoint(str(path))
-        if latest is None:
-            raise FileNotFoundError(f"work dir {path}: no complete checkpoint (iter_N.pth)")
-        logger.info("work dir %s: evaluating its latest checkpoint %s", path, latest)
-        return resolve_checkpoint(latest)
-    raise CorruptCheckpointError(
-        f"{path}: not a checkpoint folder (expected {WEIGHTS_NAME} or {INDEX_NAME} of an HF "
-        f"folder, {DEEPSPEED_MODEL_FILE} of a DeepSpeed checkpoint, or a training work dir)"
-    )
-
-
-def _read_state_dict(file: Path) -> dict[str, Tensor]:
-    """The model state dict inside a DeepSpeed / mmengine / plain torch file."""
-    try:
-        # Our own training files hold non-tensor metadata (RNG states), hence full unpickling:
-        # evaluate checkpoints you trust.
-        obj = torch.load(file, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError) as err:
-        raise CorruptCheckpointError(f"{file}: cannot read the checkpoint ({err})") from err
-    if isinstance(obj, dict):
-        for key in ("module", "state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(
-            isinstance(v, Tensor) for v in obj.values()):
+    is_training_dir = (path / "last_checkpoint").is_file() or any(path.glob("iter_*.pth"))
+    if path.is_dir() and not (path / DEEPSPEED_MODEL_FILE).is_file() and not is_training_dir:
         raise CorruptCheckpointError(
-            f"{file}: no state dict found (expected {{'module' | 'state_dict': {{name: "
-            f"tensor}}}} or {{name: tensor}})")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
+            f"{path}: not a checkpoint folder (expected {WEIGHTS_NAME} or {INDEX_NAME} of an "
+            f"HF folder, {DEEPSPEED_MODEL_FILE} of a DeepSpeed checkpoint, or a training work "
+            "dir)")
+    # DeepSpeed directories, work dirs (their latest complete checkpoint) and files are
+    # resolved the same way as for conversion.
+    resolved = resolve_training_checkpoint(path)
+    if resolved != path:
+        logger.info("work dir %s: evaluating its latest checkpoint %s", path, resolved)
+    if resolved.is_dir():
+        return CheckpointInfo("deepspeed", resolved, [resolved / DEEPSPEED_MODEL_FILE])
+    return CheckpointInfo("pth", resolved, [resolved])
 
 
 def _listing(keys: list[str]) -> str:
@@ -186,6 +160,7 @@ def load_eval_checkpoint(model: nn.Module, path: str | Path) -> CheckpointInfo:
                            "or the new MBA/TMC parameters of a plain Sa2VA release)",
                            info.path, len(report.new_initialised))
     else:
-        load_state_dict_strict(model, _read_state_dict(info.weights[0]), info.weights[0])
+        state = read_checkpoint(info.path).state_dict
+        load_state_dict_strict(model, state, info.weights[0])
     logger.info("loaded %s checkpoint %s", info.kind, info.path)
     return info

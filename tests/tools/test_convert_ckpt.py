@@ -1,0 +1,139 @@
+"""tools/convert_ckpt.py on a 2-rank ZeRO-2 checkpoint of the tiny training run: export to
+an HF folder, import back, export again (identical tensors, identical predictions);
+refusing to overwrite; corrupted files and frozen parameters left out of a checkpoint."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+from mpr_cma.engine.consolidate import (
+    MODEL_STATES,
+    build_model,
+    load_weights,
+    read_checkpoint,
+    summarize_state,
+)
+from mpr_cma.models.checkpoint import CorruptCheckpointError, read_sa2va_folder
+from mpr_cma.models.inference import predict_image
+from tests.engine.test_train_e2e import ROOT, dist_train
+
+pytestmark = pytest.mark.slow
+TINY = ROOT / "configs/tiny/sa2va_mba_tiny.py"
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+convert = _tool("convert_ckpt")
+
+
+@pytest.fixture(scope="module")
+def zero2_run(tmp_path_factory) -> Path:
+    """One 2-rank ZeRO-2 run, shortened to one checkpoint (8 samples: iterations 1-2)."""
+    work_dir = tmp_path_factory.mktemp("zero2")
+    dist_train(work_dir, "--cfg-options", "train_dataloader.dataset.num_samples=8")
+    return work_dir
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 52, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _masks(model, image: Path) -> dict:
+    return predict_image(model, image, "the red box", answer="It is [SEG].")
+
+
+def test_zero2_round_trip_is_lossless(zero2_run, image, tmp_path, capsys):
+    ckpt = zero2_run / "iter_2.pth"
+    assert len(list(ckpt.glob("*optim_states.pt"))) == 2
+    convert.main(["to-hf", str(zero2_run), str(tmp_path / "hf1")])  # a work dir: latest
+    printed = capsys.readouterr().out
+    assert "ZeRO stage 2, 2 ranks" in printed and "torch.float32" in printed
+    assert "mpr_cma.grounding" in printed                        # MBA under its prefix
+    convert.main(["from-hf", str(tmp_path / "hf1"), str(tmp_path / "init.pth")])
+    assert (tmp_path / "init.pth" / MODEL_STATES).is_file()
+    convert.main(["to-hf", str(tmp_path / "init.pth"), str(tmp_path / "hf2"),
+                  "--max-shard-size", "1MB"])
+    first, second = read_sa2va_folder(tmp_path / "hf1"), read_sa2va_folder(tmp_path / "hf2")
+    assert len(list((tmp_path / "hf2").glob("model-*-of-*.safetensors"))) > 1  # sharded
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    # fp32 master weights from the two ZeRO shards equal the module weights (fp32 run).
+    module, master = read_checkpoint(ckpt), read_checkpoint(ckpt, fp32_master=True)
+    assert module.state_dict.keys() == master.state_dict.keys()
+    assert all(torch.equal(module.state_dict[k], master.state_dict[k])
+               for k in module.state_dict)
+    # Identical predictions: the trained checkpoint, its HF export, the re-imported one.
+    cfg = Config.fromfile(str(TINY)).model
+    results = []
+    for source in (ckpt, tmp_path / "hf1", tmp_path / "init.pth"):
+        model = build_model(cfg, pretrained=False, seed=1)
+        load_weights(model, source)
+        results.append(_masks(model, image))
+    for other in results[1:]:
+        assert other["mask"].shape == (40, 52)
+        assert np.array_equal(results[0]["mask"], other["mask"])
+        torch.testing.assert_close(results[0]["logits"], other["logits"], rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_refuses_to_overwrite_unless_told(zero2_run, tmp_path):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        convert.main(["to-hf", str(zero2_run / "iter_2.pth"), str(out)])
+    assert (out / "keep.txt").is_file()
+    convert.main(["to-hf", str(zero2_run / "iter_2.pth"), str(out), "--overwrite"])
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        convert.main(["from-hf", str(out), str(zero2_run / "iter_2.pth")])
+
+
+def test_corrupted_checkpoint_files_are_named(zero2_run, tmp_path):
+    broken = tmp_path / "iter_2.pth"
+    shutil.copytree(zero2_run / "iter_2.pth", broken)
+    (broken / MODEL_STATES).write_bytes((broken / MODEL_STATES).read_bytes()[:1000])
+    with pytest.raises(CorruptCheckpointError, match=str(broken / MODEL_STATES)):
+        convert.main(["to-hf", str(broken), str(tmp_path / "hf")])
+    shutil.copy(zero2_run / "iter_2.pth" / MODEL_STATES, broken / MODEL_STATES)
+    shard = next(broken.glob("*optim_states.pt"))
+    shard.write_bytes(b"garbage")
+    with pytest.raises(CorruptCheckpointError, match=shard.name):
+        read_checkpoint(broken, fp32_master=True)
+    pth = tmp_path / "model.pth"
+    pth.write_bytes(b"\x80\x02not a checkpoint")
+    with pytest.raises(CorruptCheckpointError, match=str(pth)):
+        read_checkpoint(pth)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        read_checkpoint(tmp_path / "empty")
+
+
+def test_mmengine_pth_without_frozen_parameters_is_completed(tmp_path, capsys):
+    cfg = Config.fromfile(str(TINY)).model
+    model = build_model(cfg, pretrained=False, seed=3)
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    state = {k: v for k, v in model.state_dict().items() if k in trainable}
+    torch.save({"state_dict": state, "meta": {"iter": 7}}, tmp_path / "iter_7.pth")
+    convert.main(["to-hf", str(tmp_path / "iter_7.pth"), str(tmp_path / "hf"),
+                  "--config", str(TINY), "--dtype", "bf16"])
+    printed = capsys.readouterr().out
+    assert "read mmengine checkpoint" in printed and "were taken from the config" in printed
+    exported = read_sa2va_folder(tmp_path / "hf")
+    assert summarize_state(exported)["dtypes"] == {"torch.bfloat16": len(exported)}
+    assert any(k.startswith("vision_model.") for k in exported)   # frozen: filled

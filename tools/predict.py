@@ -1,0 +1,206 @@
+"""Segment what an expression refers to in an image or a video; write masks and overlays.
+
+Usage:
+    # an HF folder written by tools/convert_ckpt.py to-hf (it stores its build config)
+    python tools/predict.py hf/mba_1b --image demo.jpg --text "the dog on the left" --out out/
+    # a config and any checkpoint (DeepSpeed dir, work dir, .pth, or HF folder such as the
+    # Sa2VA-1B release: its MBA starts at gamma = 0, i.e. plain Sa2VA)
+    python tools/predict.py configs/mba_1b.py --checkpoint work_dirs/mba_1b/iter_5000.pth \
+        --video frames_dir_or.mp4 --text "the man who turns around" --out out/ --attention
+
+Image: OUT/<stem>.png (mask, 0/255), OUT/<stem>_overlay.png, and with --attention
+OUT/<stem>_attention.png (gated MBA attention, strongest routed token per pixel) and
+OUT/<stem>_attention.npy ((K, h, w) per-token maps, heads averaged).
+Video (a folder of frames, sorted by name, or an .mp4): OUT/<frame>.png per frame,
+OUT/overlay.mp4 (mp4v; --frames also writes OUT/overlay/<frame>.png), with --attention
+OUT/attention/<frame>.png. --answer "It is [SEG]." skips generation (untrained models).
+An unreadable image or an empty expression exits with status 1 and a message.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from mpr_cma.engine.consolidate import (
+    build_model,
+    is_hf_folder,
+    load_model_config,
+    load_weights,
+    stored_model_config,
+)
+from mpr_cma.models.inference import predict_image, predict_video
+from mpr_cma.models.mllm.preprocess import open_image
+from mpr_cma.models.mllm.template import clean_expression
+from mpr_cma.visualization import attention_maps, overlay_heatmap, overlay_masks
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="config file, or HF folder written by convert_ckpt.py")
+    parser.add_argument("--checkpoint", help="weights for a config: DeepSpeed dir, .pth, HF")
+    parser.add_argument("--config", help="config for an HF folder that stores none")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="image file")
+    source.add_argument("--video", help="folder of frames or .mp4 file")
+    parser.add_argument("--text", required=True, help='referring expression, "the ..."')
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--attention", action="store_true", help="also save MBA attention")
+    parser.add_argument("--answer", help='teacher-forced answer, e.g. "It is [SEG]."')
+    parser.add_argument("--num-key-frames", type=int, default=5)
+    parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
+    parser.add_argument("--frames", action="store_true", help="also write overlay frames")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args(argv)
+
+
+def load_model(args: argparse.Namespace) -> torch.nn.Module:
+    path = Path(args.model)
+    if path.is_dir():
+        if not is_hf_folder(path):
+            sys.exit(f"error: {path} is neither a config file nor an HF folder")
+        stored = stored_model_config(path)
+        if stored is None and args.config is None:
+            sys.exit(f"error: {path} stores no build config (mpr_cma_config.json); "
+                     "pass --config")
+        cfg = load_model_config(args.config).model if args.config else stored
+        model = build_model(cfg, pretrained=False, tokenizer=None if args.config else path)
+        weights = path
+    else:
+        cfg = load_model_config(path).model
+        weights = args.checkpoint
+        model = build_model(cfg, pretrained=weights is None)
+        if weights is None:
+            print("warning: no --checkpoint: the config's pretrained weights / random init")
+    if weights is not None:
+        load_weights(model, weights)
+        print(f"loaded {weights}")
+    return model.to(args.device).eval()
+
+
+def read_video(source: Path) -> tuple[list[Image.Image], list[str]]:
+    """Frames (RGB PIL) and their names: a folder's images sorted by name, or an .mp4."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [open_image(f) for f in files], [f.stem for f in files]
+    capture = cv2.VideoCapture(str(source))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(Image.fromarray(frame[..., ::-1].copy()))
+    capture.release()
+    if not frames:
+        raise OSError(f"cannot read video {source}: no frames decoded")
+    return frames, [f"{i:05d}" for i in range(len(frames))]
+
+
+class AttentionRecorder:
+    """Forward hooks on the MBA module: forces `return_attention` and keeps each info."""
+
+    def __init__(self, mba: torch.nn.Module):
+        self.infos: list[dict] = []
+        self._handles = [
+            mba.register_forward_pre_hook(self._pre, with_kwargs=True),
+            mba.register_forward_hook(self._post),
+        ]
+
+    @staticmethod
+    def _pre(module, args, kwargs):
+        return args, {**kwargs, "return_attention": True}
+
+    def _post(self, module, args, output):
+        out, info = output
+        self.infos.append({k: v.detach().cpu() for k, v in info.items()})
+        return out
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def save_png(path: Path, rgb_or_mask: np.ndarray) -> None:
+    array = rgb_or_mask.astype(np.uint8) * 255 if rgb_or_mask.dtype == bool else rgb_or_mask
+    Image.fromarray(array).save(path)
+
+
+def run_image(model, args, out: Path, recorder: AttentionRecorder | None) -> None:
+    image = np.asarray(open_image(args.image))
+    stem = Path(args.image).stem
+    result = predict_image(model, Image.fromarray(image), args.text, answer=args.answer)
+    print(f"answer: {result['answer']!r}; mask pixels: {int(result['mask'].sum())}")
+    save_png(out / f"{stem}.png", result["mask"])
+    save_png(out / f"{stem}_overlay.png", overlay_masks(image, result["mask"]))
+    if recorder is not None and recorder.infos:
+        maps = attention_maps(recorder.infos[-1])
+        np.save(out / f"{stem}_attention.npy", maps)
+        heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
+        save_png(out / f"{stem}_attention.png", overlay_heatmap(image, heat))
+
+
+def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> None:
+    frames, names = read_video(Path(args.video))
+    result = predict_video(model, frames, args.text, num_key_frames=args.num_key_frames,
+                           answer=args.answer)
+    print(f"answer: {result['answer']!r}; {len(frames)} frames")
+    arrays = [np.asarray(f) for f in frames]
+    overlays = [overlay_masks(a, m) for a, m in zip(arrays, result["masks"], strict=True)]
+    for name, mask in zip(names, result["masks"], strict=True):
+        save_png(out / f"{name}.png", mask)
+    h, w = arrays[0].shape[:2]
+    writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                             args.fps, (w, h))
+    for frame in overlays:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    if args.frames:
+        (out / "overlay").mkdir(exist_ok=True)
+        for name, frame in zip(names, overlays, strict=True):
+            save_png(out / "overlay" / f"{name}.png", frame)
+    if recorder is not None and len(recorder.infos) == len(frames):
+        (out / "attention").mkdir(exist_ok=True)
+        for name, array, info in zip(names, arrays, recorder.infos, strict=True):
+            maps = attention_maps(info)
+            heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
+            save_png(out / "attention" / f"{name}.png", overlay_heatmap(array, heat))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not clean_expression(" ".join(args.text.split())):
+        sys.exit("error: the referring expression (--text) is empty")
+    try:
+        if args.image:
+            open_image(args.image)  # fail on an unreadable image before loading the model
+        elif not Path(args.video).exists():
+            raise FileNotFoundError(f"video not found: {args.video}")
+    except OSError as err:
+        sys.exit(f"error: {err}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(args)
+    mba = getattr(model.grounding, "mba", None)
+    if args.attention and mba is None:
+        print("warning: the model has no MBA (baseline config): no attention maps")
+    recorder = AttentionRecorder(mba) if args.attention and mba is not None else None
+    try:
+        with torch.no_grad():
+            (run_image if args.image else run_video)(model, args, out, recorder)
+    except OSError as err:
+        sys.exit(f"error: {err}")
+    finally:
+        if recorder is not None:
+            recorder.remove()
+    print(f"wrote {sorted(p.name for p in out.iterdir())[:12]} to {out}")
+
+
+if __name__ == "__main__":
+    main()
