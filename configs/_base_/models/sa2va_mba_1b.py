@@ -22,6 +22,7 @@ model = dict(
         mba={{_base_.mba}},
         train_mask_decoder=True,   # Sa2VA trains the SAM-2 mask decoder
         detach_prior=False,        # ours: pass-1 logits keep their gradient through the gate
+        object_gating='never',     # ours: SAM-2's untrained no-object substitution is off
         autocast_dtype='bfloat16',
     ),
     criterion={{_base_.criterion}},

@@ -23,10 +23,13 @@ Choices (the paper is silent on them):
   a better prior. gamma starts at 0, so early in training this gradient is 0 anyway.
   `detach_prior=True` is the knob for the ablation.
 - SAM-2 replaces the logits of an object it scores absent by -1024 (object score <= 0).
-  That choice is hard (no gradient): in training it would pin such an object at a loss of
-  ~1000 per pixel with nothing to pull it back (Sa2VA trains no object-score loss), so by
-  default (`object_gating="eval"`) it applies in eval mode only. In eval, pass 1 of an
-  absent object gives a gate of 0 and MBA leaves F_v unchanged for it.
+  That choice is hard (no gradient), and no loss of Sa2VA (nor ours) trains the
+  object-score head on language prompts, so its verdict is untrained: applied in training
+  it pins such objects at a loss of ~1000 per pixel, applied at inference it erases the
+  masks of objects it happens to score absent (seen on the tiny demo model: cIoU 0).
+  By default (`object_gating="never"`) it is therefore off; "eval" applies it at
+  inference only and "always" is SAM-2's own behaviour, for checkpoints whose object-score
+  head was trained for language prompts.
 """
 
 import contextlib
@@ -105,7 +108,8 @@ class SAM2Grounding(nn.Module):
         detach_prior: detach pass-1 logits before the MBA gate (see module docstring).
         multimask_output: None = SAM-2's rule as Sa2VA uses it; True/False force it.
         object_gating: when SAM-2's no-object substitution (absent object -> logits -1024)
-            applies: "eval" (ours, default: inference only), "always" (SAM-2), "never".
+            applies: "never" (ours, default: the head is untrained for language prompts),
+            "eval" (inference only), "always" (SAM-2's behaviour).
         autocast_dtype: run SAM-2 and MBA under `torch.autocast` in this dtype (Sa2VA runs
             SAM-2 under bf16 autocast). None = use the caller's context. SAM-2's decoder
             cannot run with bf16 *parameters* on CPU (layer norms get fp32 inputs), so on
@@ -123,7 +127,7 @@ class SAM2Grounding(nn.Module):
         train_mask_decoder: bool = True,
         detach_prior: bool = False,
         multimask_output: bool | None = None,
-        object_gating: str = "eval",
+        object_gating: str = "never",
         autocast_dtype: torch.dtype | str | None = None,
     ):
         super().__init__()
