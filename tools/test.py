@@ -1,8 +1,9 @@
 """Evaluate MPR-CMA on RefCOCO/+/g, Ref-DAVIS17 and MeViS, or score saved predictions.
 
 Usage:
-    # score saved predictions (PNG folders PRED/<video>/<exp_id>/<frame>.png, or the
-    # results.json of Sa2VA's ref_vos_eval.py with RLE masks)
+    # score saved predictions: PNG folders PRED/<video>/<exp_id>/<frame>.png, DAVIS-style
+    # object-id PNGs PRED/<video>/<frame>.png (pixel = obj_id of meta_expressions.json), or
+    # the results.json of Sa2VA's ref_vos_eval.py with RLE masks
     python tools/test.py --eval-only --dataset mevis_u --gt data/mevis/valid_u --pred PRED
     python tools/test.py --eval-only --dataset davis17 --gt data/davis17/valid \
         --meta data/davis17/meta_expressions/valid/meta_expressions.json --pred results.json
@@ -196,7 +197,7 @@ def run_eval_only(args: argparse.Namespace) -> dict:
     with stage(timings, "load_ground_truth"):
         split = RefVOSSplit(args.gt or Path(args.meta).parent, args.meta, args.mask_dict)
     with stage(timings, "open_predictions"):
-        source = open_predictions(args.pred)
+        source = open_predictions(args.pred, split)
     progress = not args.no_progress
     if args.dataset == "mevis":
         with stage(timings, "write_submission"):

@@ -58,6 +58,8 @@ __all__ = [
     "check_prediction_index",
     "evaluate_predictions",
     "open_predictions",
+    "ObjectIdPngPredictions",
+    "Predictions",
 ]
 
 
@@ -174,9 +176,70 @@ class RleJsonPredictions:
         return decode_rle(rle, f"{self.path}: {video}/{exp_id} frame {frame!r}")
 
 
-def open_predictions(path: str | Path) -> PngPredictions | RleJsonPredictions:
-    """A PNG folder or a Sa2VA-style results.json, by what `path` is."""
+class ObjectIdPngPredictions:
+    """DAVIS-style object-id PNGs ``root/<video>/<frame>.png``: pixel value = object id.
+
+    One (palette) PNG per frame holds every object of the video, as DAVIS 2017 results
+    do. An expression's mask on a frame is the union of its `obj_id`s in that PNG, so the
+    split's meta_expressions.json must give obj_ids (Ref-DAVIS17 does).
+
+    Raises:
+        FileNotFoundError: If `root` is not a directory.
+    """
+
+    def __init__(self, root: str | Path, split: RefVOSSplit) -> None:
+        self.path = self.root = Path(root)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"prediction folder not found: {self.path}")
+        self.split = split
+        self._frames = {video.name: sorted(p.stem for p in video.glob("*.png"))
+                        for video in self.root.iterdir() if video.is_dir()}
+
+    def index(self) -> dict[str, list[str]]:
+        """{video: [exp_id, ...]}: every expression of each video present in the folder."""
+        return {video: list(self.split.expressions(video)) if video in self.split.videos
+                else [] for video in self._frames}
+
+    def frames(self, video: str, exp_id: str, meta_frames: Sequence[str]) -> list[str]:
+        """Names of the frames predicted for the video (shared by its expressions)."""
+        return self._frames[video]
+
+    def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """bool (H, W) mask: the PNG's pixels whose value is one of the expression's ids."""
+        expression = self.split.expressions(video)[exp_id]
+        if not expression.obj_ids:
+            raise PredictionError(f"{video}/{exp_id} has no obj_id in meta_expressions.json: "
+                                  f"object-id PNGs ({self.root}/{video}) cannot be mapped to it")
+        with Image.open(self.root / video / f"{frame}.png") as img:
+            ids = np.asarray(img)
+        if ids.ndim != 2:
+            raise PredictionError(f"{self.root / video / frame}.png: object-id PNGs must be "
+                                  f"single-channel (palette or grey), got shape {ids.shape}")
+        return np.isin(ids, [int(i) for i in expression.obj_ids])
+
+
+Predictions = PngPredictions | RleJsonPredictions | ObjectIdPngPredictions
+
+
+def _object_id_layout(root: Path) -> bool:
+    """True when the video folders hold PNG frames directly (no expression level)."""
+    for video in sorted(p for p in root.iterdir() if p.is_dir()):
+        return any(video.glob("*.png")) and not any(p.is_dir() for p in video.iterdir())
+    return False
+
+
+def open_predictions(
+    path: str | Path, split: RefVOSSplit | None = None
+) -> Predictions:
+    """Predictions by what `path` is: a PNG folder (`<video>/<exp_id>/<frame>.png`, or
+    DAVIS-style `<video>/<frame>.png` object-id PNGs, which need `split`) or a Sa2VA-style
+    results.json."""
     path = Path(path)
+    if path.is_dir() and _object_id_layout(path):
+        if split is None:
+            raise PredictionError(f"{path}: DAVIS-style <video>/<frame>.png predictions need "
+                                  "the split's meta_expressions.json to map object ids")
+        return ObjectIdPngPredictions(path, split)
     if path.is_dir():
         return PngPredictions(path)
     if path.is_file():
@@ -185,7 +248,7 @@ def open_predictions(path: str | Path) -> PngPredictions | RleJsonPredictions:
 
 
 def check_prediction_index(
-    split: RefVOSSplit, source: PngPredictions | RleJsonPredictions, allow_missing: bool
+    split: RefVOSSplit, source: Predictions, allow_missing: bool
 ) -> dict[str, object]:
     """Compare the predictions present with meta_expressions.json, before any decoding.
 
@@ -328,7 +391,7 @@ class RefVOSEvaluator(BaseMetric):
 
 def evaluate_predictions(
     split: RefVOSSplit,
-    source: PngPredictions | RleJsonPredictions,
+    source: Predictions,
     dataset: str = "mevis_u",
     allow_missing: bool = False,
     progress: bool = True,

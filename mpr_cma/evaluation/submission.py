@@ -17,9 +17,8 @@ from tqdm import tqdm
 
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.evaluation.refvos import (
-    PngPredictions,
     PredictionError,
-    RleJsonPredictions,
+    Predictions,
     check_prediction_index,
 )
 
@@ -50,7 +49,7 @@ def expected_entries(split: RefVOSSplit) -> list[str]:
 
 def write_submission(
     split: RefVOSSplit,
-    source: PngPredictions | RleJsonPredictions,
+    source: Predictions,
     zip_path: str | Path,
     allow_missing: bool = False,
     progress: bool = True,
