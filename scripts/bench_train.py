@@ -1,0 +1,179 @@
+"""Training-step time and memory of two model configs side by side (baseline vs MBA).
+
+Usage:
+    python scripts/bench_train.py CONFIG [--baseline BASELINE_CONFIG] [--repeats 10]
+        [--device cpu|cuda] [--tiles 1] [--objects 3] [--frames 2] [--json OUT.json]
+
+e.g. python scripts/bench_train.py configs/tiny/sa2va_mba_tiny.py \\
+         --baseline configs/tiny/sa2va_baseline_tiny.py
+
+Each config's model is built (weights paths are ignored: random init) and trained on the
+same synthetic batch of 2 samples: an image with `--objects` referring expressions and a
+video of `--frames` frames with one expression, laid out exactly as the data pipeline
+does (Sa2VA chat template, `[SEG]` answers, expression spans). One step = forward, all
+loss terms, backward and an AdamW update. Steps of the two models alternate (round-robin),
+so a slow phase of a shared machine hits both alike; times are medians after 2 warm-up
+steps. Memory: on CUDA the peak allocated memory of a step above the pre-step baseline;
+everywhere the bytes of distinct tensors saved for backward (activations) and the bytes
+of parameters, gradients and Adam states of the trainable parameters.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from mmengine.config import Config
+
+from mpr_cma.models.mllm.template import IGNORE_INDEX, encode_conversation
+from mpr_cma.registry import MODELS
+
+EXPRESSIONS = ["the red circle", "the square left of the blue triangle",
+               "the second square from the left", "the bigger green circle"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--baseline", help="second config, e.g. the same model without MBA")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiles", type=int, default=1, help="MLLM tiles of the image")
+    parser.add_argument("--objects", type=int, default=3, help="expressions on the image")
+    parser.add_argument("--frames", type=int, default=2, help="frames of the video")
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser.parse_args()
+
+
+def build(config: str, device: torch.device):
+    cfg = Config.fromfile(config).model
+    cfg.mllm_pretrained = None
+    cfg.grounding.ckpt_path = None
+    torch.manual_seed(0)
+    return MODELS.build(cfg).to(device).train()
+
+
+def _span(ids: list[int], sub: list[int]) -> tuple[int, int]:
+    for start in range(len(ids) - len(sub) + 1):
+        if ids[start:start + len(sub)] == sub:
+            return start, start + len(sub)
+    raise ValueError("expression tokens not found in the prompt")
+
+
+def make_batch(model, tiles: int, objects: int, frames: int, device: torch.device) -> dict:
+    """An image sample and a video sample in the model's sizes (see the module docstring)."""
+    g = torch.Generator().manual_seed(0)
+    tok, tile = model.tokenizer, model.mllm.vision_model.image_size
+    size = model.grounding.image_size
+    samples, pixels, g_pixels, masks, spans = [], [], [], [], []
+    for n_tiles, n_frames, exprs in ((tiles, 1, EXPRESSIONS[:objects]),
+                                     (frames, frames, EXPRESSIONS[:1])):
+        turns = [(("<image>\n" if j == 0 else "") + f"Please segment {e}.", "It is [SEG].")
+                 for j, e in enumerate(exprs)]
+        enc = encode_conversation(tok, turns, n_tiles * model.mllm.num_image_token, n_frames)
+        samples.append(enc)
+        spans.append([_span(enc["input_ids"], tok.encode(" " + e, add_special_tokens=False))
+                      for e in exprs])
+        pixels.append(torch.randn(n_tiles, 3, tile, tile, generator=g))
+        g_pixels.append(torch.randn(n_frames, 3, size, size, generator=g).to(device))
+        m = torch.zeros(len(exprs), n_frames, size, size, dtype=torch.bool)
+        for j in range(len(exprs)):
+            m[j, :, size // 8 * (j + 1): size // 8 * (j + 3), size // 4: size // 2] = True
+        masks.append(m.to(device))
+    length = max(len(s["input_ids"]) for s in samples)
+    input_ids = torch.full((2, length), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((2, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros(2, length, dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s["input_ids"])
+        input_ids[i, :n], labels[i, :n] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"])
+        attention[i, :n] = 1
+    return {"input_ids": input_ids.to(device), "labels": labels.to(device),
+            "attention_mask": attention.to(device), "pixel_values": torch.cat(pixels).to(device),
+            "g_pixel_values": g_pixels, "masks": masks, "expression_spans": spans}
+
+
+def saved_activation_bytes(model, batch: dict) -> int:
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = sum(model(batch, mode="loss").values())
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(storages.values())
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    configs = {"model": args.config}
+    if args.baseline:
+        configs = {"baseline": args.baseline, "model": args.config}
+    runs = {}
+    for name, config in configs.items():
+        model = build(config, device)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        runs[name] = {"config": config, "model": model,
+                      "optimizer": torch.optim.AdamW(trainable, lr=1e-5),
+                      "batch": make_batch(model, args.tiles, args.objects, args.frames, device),
+                      "times": [], "trainable": sum(p.numel() for p in trainable),
+                      "params": sum(p.numel() for p in model.parameters())}
+
+    def step(run: dict) -> None:
+        run["optimizer"].zero_grad(set_to_none=True)
+        losses = run["model"](run["batch"], mode="loss")
+        sum(losses.values()).backward()
+        run["optimizer"].step()
+
+    for i in range(2 + args.repeats):
+        for run in runs.values():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            step(run)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= 2:
+                run["times"].append(time.perf_counter() - start)
+    report = {"device": str(device), "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "batch": vars(args), "results": {}}
+    for name, run in runs.items():
+        result = {"config": run["config"], "step_seconds": statistics.median(run["times"]),
+                  "params": run["params"], "trainable": run["trainable"],
+                  # bf16/fp32 weights + grads + Adam m, v of what trains, in the run's dtype
+                  "state_bytes": sum(p.numel() * p.element_size() for p in
+                                     run["model"].parameters())
+                  + 3 * run["trainable"] * 4,
+                  "activation_bytes": saved_activation_bytes(run["model"], run["batch"])}
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            step(run)
+            torch.cuda.synchronize(device)
+            result["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
+        report["results"][name] = result
+    if "baseline" in runs:
+        base, model = report["results"]["baseline"], report["results"]["model"]
+        report["ratios"] = {key: model[key] / base[key] for key in
+                            ("step_seconds", "activation_bytes", "state_bytes",
+                             "cuda_peak_bytes") if key in model}
+    print(f"device={report['device']} threads={report['threads']} torch={report['torch']}")
+    print(f"{'':10}{'step ms':>10}{'activ. MiB':>12}{'state MiB':>11}{'trainable':>12}")
+    for name, r in report["results"].items():
+        print(f"{name:10}{1e3 * r['step_seconds']:>10.1f}{r['activation_bytes'] / 2**20:>12.1f}"
+              f"{r['state_bytes'] / 2**20:>11.1f}{r['trainable']:>12,}  {r['config']}")
+    for key, value in report.get("ratios", {}).items():
+        print(f"model / baseline {key}: {value:.3f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
