@@ -137,3 +137,20 @@ def test_mmengine_pth_without_frozen_parameters_is_completed(tmp_path, capsys):
     exported = read_sa2va_folder(tmp_path / "hf")
     assert summarize_state(exported)["dtypes"] == {"torch.bfloat16": len(exported)}
     assert any(k.startswith("vision_model.") for k in exported)   # frozen: filled
+
+
+def test_from_hf_output_is_accepted_by_load_from(zero2_run, tmp_path):
+    """The Sa2VA HF -> fine-tune flow: `from-hf` output given to training as load_from."""
+    convert.main(["to-hf", str(zero2_run / "iter_2.pth"), str(tmp_path / "hf")])
+    convert.main(["from-hf", str(tmp_path / "hf"), str(tmp_path / "init.pth")])
+    states_file = tmp_path / "init.pth" / MODEL_STATES
+    states = torch.load(states_file, map_location="cpu", weights_only=False)
+    # A frozen tensor (training never changes it) marked so that only loading explains it.
+    key = "mllm.vision_model.embeddings.class_embedding"
+    states["module"][key] = states["module"][key] + 1.0
+    torch.save(states, states_file)
+    work = tmp_path / "work"
+    dist_train(work, "--cfg-options", "train_dataloader.dataset.num_samples=8",
+               f"load_from={tmp_path / 'init.pth'}")
+    trained = read_checkpoint(work).state_dict
+    torch.testing.assert_close(trained[key], states["module"][key].float())
