@@ -9,8 +9,8 @@ e.g. python scripts/bench_train.py configs/tiny/sa2va_mba_tiny.py \\
 
 Each config's model is built (weights paths are ignored: random init) and trained on the
 same synthetic batch of 2 samples: an image with `--objects` referring expressions and a
-video of `--frames` frames with one expression, laid out exactly as the data pipeline
-does (Sa2VA chat template, `[SEG]` answers, expression spans). One step = forward, all
+video of `--frames` frames with one expression, encoded and collated by the real data
+pipeline (`encode_referring`, `sa2va_collate`). One step = forward, all
 loss terms, backward and an AdamW update. Steps of the two models alternate (round-robin),
 so a slow phase of a shared machine hits both alike; times are medians after 2 warm-up
 steps. Memory: on CUDA the peak allocated memory of a step above the pre-step baseline;
@@ -26,7 +26,7 @@ import time
 import torch
 from mmengine.config import Config
 
-from mpr_cma.models.mllm.template import IGNORE_INDEX, encode_conversation
+from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
 from mpr_cma.registry import MODELS
 
 EXPRESSIONS = ["the red circle", "the square left of the blue triangle",
@@ -54,44 +54,30 @@ def build(config: str, device: torch.device):
     return MODELS.build(cfg).to(device).train()
 
 
-def _span(ids: list[int], sub: list[int]) -> tuple[int, int]:
-    for start in range(len(ids) - len(sub) + 1):
-        if ids[start:start + len(sub)] == sub:
-            return start, start + len(sub)
-    raise ValueError("expression tokens not found in the prompt")
-
-
 def make_batch(model, tiles: int, objects: int, frames: int, device: torch.device) -> dict:
-    """An image sample and a video sample in the model's sizes (see the module docstring)."""
+    """An image sample and a video sample in the model's sizes, encoded and collated by the
+    real data pipeline (see the module docstring)."""
     g = torch.Generator().manual_seed(0)
-    tok, tile = model.tokenizer, model.mllm.vision_model.image_size
-    size = model.grounding.image_size
-    samples, pixels, g_pixels, masks, spans = [], [], [], [], []
+    tile, size = model.mllm.vision_model.image_size, model.grounding.image_size
+    samples = []
     for n_tiles, n_frames, exprs in ((tiles, 1, EXPRESSIONS[:objects]),
                                      (frames, frames, EXPRESSIONS[:1])):
-        turns = [(("<image>\n" if j == 0 else "") + f"Please segment {e}.", "It is [SEG].")
-                 for j, e in enumerate(exprs)]
-        enc = encode_conversation(tok, turns, n_tiles * model.mllm.num_image_token, n_frames)
-        samples.append(enc)
-        spans.append([_span(enc["input_ids"], tok.encode(" " + e, add_special_tokens=False))
-                      for e in exprs])
-        pixels.append(torch.randn(n_tiles, 3, tile, tile, generator=g))
-        g_pixels.append(torch.randn(n_frames, 3, size, size, generator=g).to(device))
+        enc = encode_referring(model.tokenizer, exprs, n_tiles * model.mllm.num_image_token,
+                               n_frames)
         m = torch.zeros(len(exprs), n_frames, size, size, dtype=torch.bool)
         for j in range(len(exprs)):
             m[j, :, size // 8 * (j + 1): size // 8 * (j + 3), size // 4: size // 2] = True
-        masks.append(m.to(device))
-    length = max(len(s["input_ids"]) for s in samples)
-    input_ids = torch.full((2, length), tok.pad_token_id, dtype=torch.long)
-    labels = torch.full((2, length), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros(2, length, dtype=torch.long)
-    for i, s in enumerate(samples):
-        n = len(s["input_ids"])
-        input_ids[i, :n], labels[i, :n] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"])
-        attention[i, :n] = 1
-    return {"input_ids": input_ids.to(device), "labels": labels.to(device),
-            "attention_mask": attention.to(device), "pixel_values": torch.cat(pixels).to(device),
-            "g_pixel_values": g_pixels, "masks": masks, "expression_spans": spans}
+        samples.append({"input_ids": torch.tensor(enc.input_ids),
+                        "labels": torch.tensor(enc.labels),
+                        "pixel_values": torch.randn(n_tiles, 3, tile, tile, generator=g),
+                        "g_pixel_values": torch.randn(n_frames, 3, size, size, generator=g),
+                        "masks": m, "expression_spans": enc.expression_spans,
+                        "sentence_ids": sentence_ids(enc.expressions)})
+    batch = sa2va_collate(samples, model.tokenizer.pad_token_id)["data"]
+    return {k: (v.to(device) if torch.is_tensor(v) else
+                [x.to(device) if torch.is_tensor(x) else x for x in v] if k in
+                ("g_pixel_values", "masks", "sentence_ids") else v)
+            for k, v in batch.items() if k not in ("meta", "sentences")}
 
 
 def saved_activation_bytes(model, batch: dict) -> int:

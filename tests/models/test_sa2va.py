@@ -6,8 +6,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
 from mpr_cma.models import Sa2VAMBA
-from mpr_cma.models.mllm.template import IGNORE_INDEX, encode_conversation
 from mpr_cma.registry import MODELS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -19,50 +19,30 @@ def build(name: str, seed: int = 0) -> Sa2VAMBA:
     return MODELS.build(Config.fromfile(str(CONFIGS / "tiny" / name)).model)
 
 
-def find_span(ids: list[int], sub: list[int]) -> tuple[int, int]:
-    for start in range(len(ids) - len(sub) + 1):
-        if ids[start:start + len(sub)] == sub:
-            return start, start + len(sub)
-    raise AssertionError("expression tokens not found in the prompt")
-
-
 def make_batch(model: Sa2VAMBA, frames=(1, 3), objects=(2, 1), seed=0) -> dict:
-    """An image sample (2 objects) and a 3-frame video sample (1 object), real template."""
+    """An image sample (2 objects) and a 3-frame video sample (1 object), built by the real
+    conversation encoder and collate."""
     g = torch.Generator().manual_seed(seed)
-    tok = model.tokenizer
-    per_tile = model.mllm.num_image_token
-    tile = model.mllm.vision_model.image_size if hasattr(model.mllm.vision_model,
-                                                           "image_size") else 56
-    samples, tiles, g_pixels, masks, spans = [], [], [], [], []
+    tile = model.mllm.vision_model.image_size
+    samples = []
     for f, o in zip(frames, objects, strict=True):
-        exprs = EXPRESSIONS[:o]
-        turns = [(("<image>\n" if j == 0 else "") + f"Please segment {e}.", "It is [SEG].")
-                 for j, e in enumerate(exprs)]
-        enc = encode_conversation(tok, turns, num_image_tokens=f * per_tile, num_frames=f)
-        samples.append(enc)
-        spans.append([find_span(enc["input_ids"], tok.encode(" " + e, add_special_tokens=False))
-                      for e in exprs])
-        tiles.append(torch.randn(f, 3, tile, tile, generator=g))
-        g_pixels.append(torch.randn(f, 3, 64, 64, generator=g))
+        enc = encode_referring(model.tokenizer, EXPRESSIONS[:o],
+                               f * model.mllm.num_image_token, f)
         m = torch.zeros(o, f, 40, 50, dtype=torch.bool)
         for j in range(o):
             for t in range(f):
                 top, left = 5 + 4 * j + t, 6 + 7 * j
                 m[j, t, top:top + 15, left:left + 20] = True
-        masks.append(m)
-    length = max(len(s["input_ids"]) for s in samples)
-    pad = tok.pad_token_id
-    input_ids = torch.full((len(samples), length), pad, dtype=torch.long)
-    labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros(len(samples), length, dtype=torch.long)
-    for i, s in enumerate(samples):
-        n = len(s["input_ids"])
-        input_ids[i, :n] = torch.tensor(s["input_ids"])
-        labels[i, :n] = torch.tensor(s["labels"])
-        attention[i, :n] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention,
-            "pixel_values": torch.cat(tiles), "g_pixel_values": g_pixels, "masks": masks,
-            "expression_spans": spans}
+        samples.append({"input_ids": torch.tensor(enc.input_ids),
+                        "labels": torch.tensor(enc.labels),
+                        "pixel_values": torch.randn(f, 3, tile, tile, generator=g),
+                        "g_pixel_values": torch.randn(f, 3, 64, 64, generator=g),
+                        "masks": m, "expression_spans": enc.expression_spans,
+                        "sentence_ids": sentence_ids(enc.expressions)})
+    batch = sa2va_collate(samples, model.tokenizer.pad_token_id)["data"]
+    return {k: batch[k] for k in ("input_ids", "labels", "attention_mask", "pixel_values",
+                                  "image_flags", "g_pixel_values", "masks",
+                                  "expression_spans", "sentence_ids")}
 
 
 @pytest.fixture(scope="module")
