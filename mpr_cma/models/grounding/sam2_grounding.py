@@ -103,8 +103,11 @@ class SAM2Grounding(nn.Module):
             ~0.65 M-parameter CPU model of width 32), applied before `hydra_overrides`.
         mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict, whose
             `dim` defaults to SAM-2's width); None = exactly Sa2VA (one decoder pass).
-        train_mask_decoder: make the mask decoder trainable (Sa2VA does). The rest of SAM-2
-            (image encoder, prompt encoder, memory modules) is always frozen.
+        train_mask_decoder: make the mask decoder trainable (Sa2VA does).
+        train_image_encoder: make the image encoder (Hiera + FPN neck) trainable. Sa2VA keeps
+            the pretrained encoder frozen (False, the paper's setting); a random-init tiny
+            model (the CPU demo) has no features to keep and learns its own. The prompt
+            encoder and the memory modules are always frozen.
         detach_prior: detach pass-1 logits before the MBA gate (see module docstring).
         multimask_output: None = SAM-2's rule as Sa2VA uses it; True/False force it.
         object_gating: when SAM-2's no-object substitution (absent object -> logits -1024)
@@ -125,6 +128,7 @@ class SAM2Grounding(nn.Module):
         size_preset: str | None = None,
         mba: nn.Module | dict | None = None,
         train_mask_decoder: bool = True,
+        train_image_encoder: bool = False,
         detach_prior: bool = False,
         multimask_output: bool | None = None,
         object_gating: str = "never",
@@ -163,6 +167,8 @@ class SAM2Grounding(nn.Module):
         # Sa2VA: the whole of SAM-2 is frozen, then the mask decoder is unfrozen.
         self.sam2_model.requires_grad_(False)
         self.sam2_model.sam_mask_decoder.requires_grad_(train_mask_decoder)
+        self.sam2_model.image_encoder.requires_grad_(train_image_encoder)
+        self.train_image_encoder = train_image_encoder
         self.train()
 
     @property
@@ -179,8 +185,11 @@ class SAM2Grounding(nn.Module):
         sam = self.sam2_model
         sam.gate_absent_objects = (self.object_gating == "always"
                                    or (self.object_gating == "eval" and not mode))
-        for frozen in (sam.image_encoder, sam.memory_attention, sam.memory_encoder):
-            frozen.eval()
+        frozen = [sam.memory_attention, sam.memory_encoder]
+        if not self.train_image_encoder:
+            frozen.append(sam.image_encoder)
+        for module in frozen:
+            module.eval()
         return self
 
     def _autocast(self, device: torch.device):
@@ -212,7 +221,7 @@ class SAM2Grounding(nn.Module):
         return F.interpolate(mask_logits.float(), size=size, mode="bilinear", align_corners=False)
 
     def encode(self, g_pixel_values: Tensor) -> GroundingFeatures:
-        """Run the frozen image encoder on preprocessed frames.
+        """Run the image encoder (frozen unless `train_image_encoder`) on preprocessed frames.
 
         Args:
             g_pixel_values: (F, 3, S, S) output of `preprocess`.

@@ -86,6 +86,24 @@ def test_build_freezes_sam2_but_decoder(model):
                       mba=MaskBiasedAttention(dim=16, num_heads=4))
 
 
+
+def test_train_image_encoder_knob_trains_and_unfreezes_only_the_encoder():
+    model = make_model(mba=False, train_image_encoder=True)
+    sam = model.sam2_model
+    assert all(p.requires_grad for p in sam.image_encoder.parameters())
+    assert not any(p.requires_grad for p in sam.memory_attention.parameters())
+    assert not any(p.requires_grad for p in sam.sam_prompt_encoder.parameters())
+    model.train()
+    assert sam.image_encoder.training and not sam.memory_encoder.training
+    model.eval()
+    assert not sam.image_encoder.training
+    images, prompt, _, _ = make_inputs()
+    feats = model.encode(model.preprocess(images))
+    out = model.segment_images(feats, torch.tensor([0, 1, 1]), prompt)
+    out["pred_masks"].float().square().mean().backward()
+    trunk = [p.grad for p in sam.image_encoder.trunk.parameters()]
+    assert all(g is not None for g in trunk) and sum(g.abs().sum() for g in trunk) > 0
+
 def test_preprocess_resizes_and_normalises(model):
     images = torch.zeros(2, 3, 30, 40, dtype=torch.uint8)
     images[:, 0], images[:, 1], images[:, 2] = 124, 116, 104  # ~ ImageNet mean * 255
