@@ -104,7 +104,8 @@ def read_video(source: Path) -> tuple[list[Image.Image], list[str]]:
 
 
 class AttentionRecorder:
-    """Forward hooks on the MBA module: forces `return_attention` and keeps each info."""
+    """Forward hooks on the MBA module: forces `return_attention` and keeps each info
+    (video, one per frame)."""
 
     def __init__(self, mba: torch.nn.Module):
         self.infos: list[dict] = []
@@ -132,15 +133,16 @@ def save_png(path: Path, rgb_or_mask: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def run_image(model, args, out: Path, recorder: AttentionRecorder | None) -> None:
+def run_image(model, args, out: Path, attention: bool) -> None:
     image = np.asarray(open_image(args.image))
     stem = Path(args.image).stem
-    result = predict_image(model, Image.fromarray(image), args.text, answer=args.answer)
+    result = predict_image(model, Image.fromarray(image), args.text, answer=args.answer,
+                           return_attention=attention)
     print(f"answer: {result['answer']!r}; mask pixels: {int(result['mask'].sum())}")
     save_png(out / f"{stem}.png", result["mask"])
     save_png(out / f"{stem}_overlay.png", overlay_masks(image, result["mask"]))
-    if recorder is not None and recorder.infos:
-        maps = attention_maps(recorder.infos[-1])
+    if "attention" in result:
+        maps = attention_maps(result["attention"])
         np.save(out / f"{stem}_attention.npy", maps)
         heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
         save_png(out / f"{stem}_attention.png", overlay_heatmap(image, heat))
@@ -190,10 +192,16 @@ def main(argv: list[str] | None = None) -> None:
     mba = getattr(model.grounding, "mba", None)
     if args.attention and mba is None:
         print("warning: the model has no MBA (baseline config): no attention maps")
-    recorder = AttentionRecorder(mba) if args.attention and mba is not None else None
+    attention = args.attention and mba is not None
+    # Images ask predict_image for the attention; video frames are segmented inside SAM-2's
+    # memory loop, so a hook on the MBA module records them.
+    recorder = AttentionRecorder(mba) if attention and args.video else None
     try:
         with torch.no_grad():
-            (run_image if args.image else run_video)(model, args, out, recorder)
+            if args.image:
+                run_image(model, args, out, attention)
+            else:
+                run_video(model, args, out, recorder)
     except OSError as err:
         sys.exit(f"error: {err}")
     finally:

@@ -92,7 +92,8 @@ def _to_uint8_tensor(images: Sequence[ImageInput]) -> tuple[Tensor, tuple[int, i
 
 @torch.no_grad()
 def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
-            frames: Tensor, answer: str | None, max_new_tokens: int, video: bool) -> dict:
+            frames: Tensor, answer: str | None, max_new_tokens: int, video: bool,
+            return_attention: bool = False) -> dict:
     device = next(model.parameters()).device
     num_tokens = pixel_values.shape[0] * model.mllm.num_image_token
     ids, span = encode_prompt(model.tokenizer, expression, num_tokens, num_frames_llm)
@@ -117,12 +118,18 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
         logits = grounding.segment_video(features, *args[:1], [0], *args[1:])["pred_masks"][0]
     else:
         index = torch.zeros(1, dtype=torch.long, device=device)
-        logits = grounding.segment_images(features, index, *args)["pred_masks"][:, 0]
+        want = return_attention and grounding.mba is not None
+        out = grounding.segment_images(features, index, *args, return_attention=want)
+        logits = out["pred_masks"][:, 0]
+        if want:
+            return {"answer": text, "has_seg": True, "low_res_logits": logits,
+                    "attention": {k: v.detach().cpu() for k, v in out["attention"].items()}}
     return {"answer": text, "has_seg": True, "low_res_logits": logits}
 
 
 def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12,
-                  answer: str | None = None, max_new_tokens: int = 32) -> dict:
+                  answer: str | None = None, max_new_tokens: int = 32,
+                  return_attention: bool = False) -> dict:
     """Segment the object an expression refers to in one image.
 
     Args:
@@ -133,16 +140,20 @@ def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12
             added when there is more than one tile).
         answer: teacher-forced answer instead of greedy generation.
         max_new_tokens: generation budget.
+        return_attention: also return MBA's attention info (CPU tensors, see
+            `MaskBiasedAttention`; "attn" and "attn_gated" are (1, heads, h, w, K)) under
+            "attention", when the model has MBA and the answer has `[SEG]`.
 
     Returns:
         {"mask": (H, W) bool numpy, "logits": (H, W) fp32 tensor or None, "answer": str,
-         "has_seg": bool}; without `[SEG]` in the answer the mask is empty.
+         "has_seg": bool[, "attention": dict]}; without `[SEG]` the mask is empty.
     """
     model.eval()
     tiles = load_image_tiles(image, max_num=max_tiles,
                              image_size=model.mllm.vision_model.image_size)
     frames, (h, w) = _to_uint8_tensor([image])
-    out = _ground(model, expression, tiles, 1, frames, answer, max_new_tokens, video=False)
+    out = _ground(model, expression, tiles, 1, frames, answer, max_new_tokens, video=False,
+                  return_attention=return_attention)
     if not out["has_seg"]:
         return {**out, "mask": np.zeros((h, w), dtype=bool), "logits": None}
     logits = model.grounding.upsample_masks(out.pop("low_res_logits")[None], (h, w))[0, 0]

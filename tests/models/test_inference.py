@@ -40,6 +40,22 @@ def test_image_teacher_forced_and_generated(model):
         generated["answer"], add_special_tokens=False))
 
 
+
+def test_image_attention_is_returned_on_request_and_matches_the_mask_pass(model):
+    image = picture()
+    plain = predict_image(model, image, "the red circle", answer="It is [SEG].")
+    out = predict_image(model, image, "the red circle", answer="It is [SEG].",
+                        return_attention=True)
+    assert "attention" not in plain
+    assert np.array_equal(out["mask"], plain["mask"])  # asking for maps changes nothing
+    attn, gated = out["attention"]["attn"], out["attention"]["attn_gated"]
+    assert attn.shape == gated.shape and attn.shape[0] == 1 and attn.dim() == 5
+    assert torch.allclose(attn.sum(-1), torch.ones(attn.shape[:-1]), atol=1e-4)
+    assert (gated <= attn + 1e-6).all()  # the gate is a sigmoid in (0, 1)
+    no_seg = predict_image(model, image, "the red circle", answer="No.",
+                           return_attention=True)
+    assert not no_seg["has_seg"] and "attention" not in no_seg
+
 def test_video_masks_per_frame(model, tmp_path):
     paths = []
     for t in range(3):
