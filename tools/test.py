@@ -266,15 +266,33 @@ def _init_distributed(launcher: str) -> int:
     return dist.get_rank()
 
 
+def _leave_distributed() -> None:
+    """Wait for every rank, then tear the process group down. A rank that exits while
+    another still scores, or with a live gloo group, can abort at interpreter exit
+    ("terminate called without an active exception"), failing a run that succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_inference(args: argparse.Namespace) -> int:
     """Build + load the model, evaluate the split(s), write results.json (rank 0)."""
+    rank = _init_distributed(args.launcher)
+    try:
+        return _run_inference(args, rank)
+    finally:
+        _leave_distributed()
+
+
+def _run_inference(args: argparse.Namespace, rank: int) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # configs' custom_imports
     from mpr_cma.engine.eval_checkpoint import CheckpointKeyError, resolve_checkpoint
     from mpr_cma.engine.evaluate import build_eval_model, eval_device, evaluate_split
     from mpr_cma.engine.evaluate import missing_data as why_missing
     from mpr_cma.models.checkpoint import CorruptCheckpointError, Sa2VACheckpointMismatchError
 
-    rank = _init_distributed(args.launcher)
     if rank == 0:
         setup_logging(args.work_dir)
     try:  # fail fast on a wrong path, before reading data or building the model

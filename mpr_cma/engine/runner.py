@@ -14,7 +14,6 @@ skips the batches already seen, so the sampler continues where it stopped.
 
 import os
 import os.path as osp
-import socket
 
 import torch
 from mmengine.config import Config
@@ -23,6 +22,7 @@ from mmengine.runner import FlexibleRunner, Runner
 from mmengine.utils import import_modules_from_strings
 
 from mpr_cma.engine.checkpoint import find_latest_checkpoint
+from mpr_cma.engine.pipeline import free_port
 from mpr_cma.registry import FUNCTIONS
 
 
@@ -31,19 +31,13 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def single_process_env() -> None:
     """torchrun's variables for a one-process world, so DeepSpeed can init without torchrun."""
     defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
                 "MASTER_ADDR": "127.0.0.1"}
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
 
 
 def resolve_resume(resume: str | None, work_dir: str) -> str | bool:

@@ -1,0 +1,69 @@
+"""scripts/run_ablation.py: its rows are the 1B ablation configs' rows; the schedule
+rescales; a small sweep writes the table as markdown, CSV and JSON."""
+
+import csv
+import json
+import subprocess
+import sys
+from argparse import Namespace
+
+import pytest
+from mmengine.config import Config
+
+from tests.scripts._drivers import ROOT, load_script, make_quick_data
+
+ABLATION_CONFIGS = {"baseline": "sa2va_1b_baseline.py", "mba": "mba_only_1b.py",
+                    "mba_tmc": "mba_tmc_1b.py", "mba_tmc_bound": "mba_tmc_bound_1b.py",
+                    "mba_film": "mba_film_1b.py"}
+
+
+def test_rows_equal_the_1b_ablation_configs(tmp_path):
+    ablation = load_script("run_ablation")
+    assert set(ablation.ROWS) == set(ABLATION_CONFIGS)
+    args = Namespace(out=tmp_path, config=ROOT / "configs/mba_1b.py", epochs=None,
+                     rows=list(ablation.ROWS))
+    for row, path in ablation.write_row_configs(args).items():
+        written = Config.fromfile(path).model.to_dict()
+        reference = Config.fromfile(ROOT / "configs/ablations" / ABLATION_CONFIGS[row])
+        assert written == reference.model.to_dict(), row
+
+
+def test_schedule_is_rescaled_to_the_requested_epochs(tmp_path):
+    ablation = load_script("run_ablation")
+    args = Namespace(out=tmp_path, config=ROOT / "configs/tiny/demo.py", epochs=2.0,
+                     rows=["mba"])
+    cfg = Config.fromfile(ablation.write_row_configs(args)["mba"])
+    base = Config.fromfile(ROOT / "configs/tiny/demo.py")
+    assert cfg.train_cfg.max_epochs == 2.0
+    scale = 2.0 / base.train_cfg.max_epochs
+    for new, old in zip(cfg.param_scheduler, base.param_scheduler, strict=True):
+        assert new["end"] == pytest.approx(old["end"] * scale)
+        assert new["type"] == old["type"] and new["by_epoch"]
+    iteration_based = Config(dict(train_cfg=dict(max_epochs=1),
+                                  param_scheduler=[dict(type="LinearLR", by_epoch=False)]))
+    with pytest.raises(ValueError, match="iteration-based"):
+        ablation.rescaled_schedule(iteration_based, 2)
+
+
+def test_small_sweep_writes_the_table(tmp_path):
+    data = make_quick_data(tmp_path / "data")
+    out = tmp_path / "ablation"
+    command = [sys.executable, "scripts/run_ablation.py", "--config", "configs/tiny/demo.py",
+               "--data-root", str(data), "--rows", "baseline", "mba_tmc_bound", "--seeds",
+               "0", "--epochs", "1", "--bench-repeats", "1", "--out", str(out)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (out / "ablation.md").read_text()
+    assert "Sa2VA baseline" in table and "+ MBA + TMC + Bound" in table
+    assert "every object" in table
+    with (out / "ablation.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    ciou = {r["row"]: float(r["mean"]) for r in rows if r["metric"] == "cIoU"}
+    assert set(ciou) == {"baseline", "mba_tmc_bound", "every_object"}
+    report = json.loads((out / "ablation.json").read_text())
+    assert report["table"]["mba_tmc_bound"]["trainable"] > report["table"]["baseline"][
+        "trainable"]
+    assert all(r["step_seconds"] > 0 for r in report["runs"])
+    # A second call reuses the finished runs instead of training again.
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "dist_train" not in again.stdout

@@ -1,0 +1,58 @@
+"""scripts/run_demo.py (`make demo`): the quick run writes every report file; the check
+fails a run whose training did not beat the untrained model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.scripts._drivers import ROOT, load_script, make_quick_data
+
+REPORT_FILES = ("results.json", "summary.md", "loss_curves.png", "fig4_overlays.png",
+                "fig4_video.png", "fig5_attention.png")
+
+
+def rows(trained, untrained=(0.0, 0.0), forced=(0.02, 0.01)):
+    def row(ciou, jf):
+        return {"cIoU": ciou, "J&F": jf}
+    return {"trained": row(*trained), "untrained": row(*untrained),
+            "untrained_seg_forced": row(*forced)}
+
+
+def test_improvement_check_uses_the_better_untrained_score():
+    check = load_script("run_demo").improvement_check
+    assert check(rows((0.30, 0.40)), 0.05, quick=False)["passed"]
+    failed = check(rows((0.30, 0.05)), 0.05, quick=False)  # J&F below 0.01 + 0.05 + ...
+    assert not failed["passed"] and failed["verdict"].startswith("FAILED")
+    assert failed["bar"] == pytest.approx({"cIoU": 0.07, "J&F": 0.06})
+    assert not check(rows((0.06, 0.40)), 0.05, quick=False)["passed"]
+    quick = check(rows((0.0, 0.0)), 0.05, quick=True)
+    assert quick["passed"] and quick["verdict"].startswith("skipped")
+
+
+def test_quick_demo_writes_every_report_file(tmp_path):
+    work = tmp_path / "demo"
+    make_quick_data(work / "data")
+    proc = subprocess.run([sys.executable, "scripts/run_demo.py", "--quick", "--work-dir",
+                           str(work), "--figures", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = work / "report"
+    for name in REPORT_FILES:
+        assert (report / name).is_file(), name
+    for name in REPORT_FILES[2:]:
+        assert Image.open(report / name).format == "PNG"
+    results = json.loads((report / "results.json").read_text())
+    assert set(results["metrics"]) == {"trained", "untrained", "untrained_seg_forced",
+                                       "every_object"}
+    for row in results["metrics"].values():
+        assert 0.0 <= row["cIoU"] <= 1.0 and 0.0 <= row["J&F"] <= 1.0
+    assert results["metrics"]["untrained_seg_forced"]["no_seg"] == 0  # the answer is forced
+    assert results["check"]["passed"] and results["quick"]
+    assert any("dist_train.sh" in c for c in results["commands"])
+    assert sum("dist_test.sh" in c for c in results["commands"]) == 6
+    summary = (report / "summary.md").read_text()
+    assert "every object" in summary and "fig5_attention.png" in summary
+    assert (work / "train" / "last_checkpoint").is_file()
