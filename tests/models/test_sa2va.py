@@ -151,3 +151,21 @@ def test_1b_model_builds_on_meta_device():
     assert next(model.parameters()).device.type == "meta"
     assert model.grounding.hidden_dim == 256 and model.mllm.llm_config.hidden_size == 896
     assert model.grounding.mba.dim == 256 and model.criterion.tmc.visual_proj[0].in_features == 256
+
+
+def test_tiny_model_builds_on_meta_device_and_counts_like_the_real_one():
+    # The tiny tokenizer adds rows to the tiny LLM's vocabulary; on meta they cannot be
+    # initialised from the old rows' statistics (transformers' default), which must not
+    # stop scripts/count_params.py.
+    cfg = Config.fromfile(str(CONFIGS / "tiny" / "demo.py"))
+    with torch.device("meta"):
+        meta = MODELS.build(cfg.model)
+    torch.manual_seed(0)
+    real = MODELS.build(cfg.model)
+    count = [sum(p.numel() for p in m.parameters()) for m in (meta, real)]
+    trainable = [sum(p.numel() for p in m.parameters() if p.requires_grad)
+                 for m in (meta, real)]
+    assert count[0] == count[1] and trainable[0] == trainable[1]
+    sam = real.grounding.sam2_model
+    assert all(p.requires_grad for p in sam.image_encoder.parameters())  # the demo recipe
+    assert all(p.requires_grad for p in real.mllm.vision_model.parameters())

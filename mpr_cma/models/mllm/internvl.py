@@ -231,7 +231,13 @@ class InternVLChatModel(nn.Module):
         )
 
     def resize_token_embeddings(self, num_tokens: int, **kwargs) -> nn.Embedding:
-        """Resize the LLM's input embeddings and lm_head (after adding special tokens)."""
+        """Resize the LLM's input embeddings and lm_head (after adding special tokens).
+
+        On the meta device (parameter counting) the new rows cannot be drawn from the old
+        rows' mean and covariance, as transformers does by default; they stay unset.
+        """
+        if self.language_model.get_input_embeddings().weight.is_meta:
+            kwargs.setdefault("mean_resizing", False)
         return self.language_model.resize_token_embeddings(num_tokens, **kwargs)
 
     def freeze_vision(self) -> None:
