@@ -60,10 +60,6 @@ FORCED_ANSWER = "It is [SEG]."
 # Mask colour of the figures: cyan, which no synthetic shape has.
 MASK_COLOR = [(0, 255, 255)]
 
-
-def mask_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A mask on an image for the figures (thin contour: the images are small)."""
-    return overlay_masks(image, mask, MASK_COLOR, contour_thickness=1)
 FULL_DATA = dict(train_images=400, val_images=60, test_images=40, train_videos=60,
                  val_videos=20, frames=8)
 QUICK_DATA = dict(train_images=12, val_images=4, test_images=2, train_videos=4, val_videos=2,
@@ -75,6 +71,11 @@ VARIANTS = {  # name -> tools/test.py options (besides the data)
 }
 SPLITS = {"refcoco_val": ["--dataset", "refcoco", "--split", "val"],
           "mevis_valid_u": ["--dataset", "mevis_u"]}
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A mask on an image for the figures (thin contour: the images are small)."""
+    return overlay_masks(image, mask, MASK_COLOR, contour_thickness=1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

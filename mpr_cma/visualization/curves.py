@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mpr_cma.visualization.figures import save_figure  # noqa: E402
+
 SCHEDULE_KEYS = ("lr", "gamma", "mba_warmup", "aux_warmup")
 
 
@@ -98,9 +100,4 @@ def plot_training_curves(scalars: dict[str, tuple[np.ndarray, np.ndarray]], out:
     right.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

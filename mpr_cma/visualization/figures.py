@@ -63,9 +63,14 @@ def save_figure_grid(rows: Sequence[Sequence[np.ndarray]], out: str | Path,
             axes[r][0].set_xlabel(caption, fontsize=7, loc="left")
     if title:
         fig.suptitle(title, fontsize=10)
+    return save_figure(fig, out)
+
+
+def save_figure(fig: plt.Figure, out: str | Path, dpi: int = 110) -> Path:
+    """Lay out, write (parents created) and close a matplotlib figure; return the path."""
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out

@@ -1,5 +1,5 @@
-"""Shared pieces of the driver-script tests: load a script as a module, and a small
-synthetic data root (the quick demo's sizes) generated once per test session."""
+"""Shared pieces of the driver-script tests: load a script as a module, and write the
+quick demo's small synthetic data root."""
 
 import importlib.util
 import subprocess
@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK_SIZES = ["--train-images", "12", "--val-images", "4", "--test-images", "2",
-               "--train-videos", "4", "--val-videos", "2", "--frames", "4"]
 
 
 def load_script(name: str):
@@ -20,8 +18,11 @@ def load_script(name: str):
 
 
 def make_quick_data(out: Path) -> Path:
+    """The data of `run_demo.py --quick` (its QUICK_DATA sizes), seed 0, at `out`."""
+    sizes = load_script("run_demo").QUICK_DATA
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
     proc = subprocess.run([sys.executable, "scripts/make_synthetic_data.py", "--out", str(out),
-                           "--seed", "0", *QUICK_SIZES], cwd=ROOT, capture_output=True,
+                           "--seed", "0", *options], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
