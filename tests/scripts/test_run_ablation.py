@@ -48,9 +48,10 @@ def test_schedule_is_rescaled_to_the_requested_epochs(tmp_path):
 def test_small_sweep_writes_the_table(tmp_path):
     data = make_quick_data(tmp_path / "data")
     out = tmp_path / "ablation"
+    # 6 epochs of this 4-iteration epoch: the rescaled 5% warm-up must span >= 1 iteration.
     command = [sys.executable, "scripts/run_ablation.py", "--config", "configs/tiny/demo.py",
                "--data-root", str(data), "--rows", "baseline", "mba_tmc_bound", "--seeds",
-               "0", "--epochs", "1", "--bench-repeats", "1", "--out", str(out)]
+               "0", "--epochs", "6", "--bench-repeats", "1", "--out", str(out)]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = (out / "ablation.md").read_text()
