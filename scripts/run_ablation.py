@@ -27,7 +27,9 @@ OUT/ablation.json (every run's numbers), with the "every object" yardstick for r
 
 import argparse
 import csv
+import hashlib
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -41,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from mpr_cma.engine.pipeline import StepFailedError, hardware_summary, run_logged  # noqa: E402
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object  # noqa: E402
-from mpr_cma.visualization import find_scalars, read_scalars  # noqa: E402
+from mpr_cma.visualization import find_scalars, read_scalars, series  # noqa: E402
 
 ROWS = {
     "baseline": ("Sa2VA baseline", "model = dict(grounding=dict(mba=None), "
@@ -117,26 +119,48 @@ def write_row_configs(args: argparse.Namespace) -> dict[str, Path]:
 
 def run(command: list[str], log: Path) -> None:
     """Run one command (output in `log`); exit with the log's tail when it fails."""
-    print(f"[ablation] {' '.join(command)}", flush=True)
+    print(f"[ablation] {shlex.join(command)}", flush=True)
     try:
         run_logged(command, log)
     except StepFailedError as err:
         sys.exit(f"[ablation] {err}")
 
 
+def fingerprint(config: Path, data_root: Path) -> str:
+    """What a finished run's numbers depend on: the row config's resolved text (base
+    config, override, schedule) and the data root."""
+    text = json.dumps(Config.fromfile(config).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(f"{text}\n{data_root.resolve()}".encode()).hexdigest()[:16]
+
+
+def reuse(path: Path, key: str) -> dict | None:
+    """A finished result made with the same settings; None if there is none. One made
+    with other settings stops the sweep: its checkpoints would be resumed under the new
+    settings and its numbers mixed into the table."""
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("fingerprint") != key:
+        sys.exit(f"[ablation] {path.parent} holds a run made with another config, schedule "
+                 f"or data root: delete it or use another --out")
+    return result
+
+
 def train_and_eval(args, row: str, config: Path, seed: int) -> dict:
     """Train one (row, seed) and evaluate it; reuse a finished run's results."""
     run_dir = args.out / "runs" / row / f"seed{seed}"
-    done = run_dir / "run.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    key = fingerprint(config, args.data_root)
+    done = reuse(run_dir / "run.json", key)
+    if done is not None:
+        return done
     start = time.perf_counter()
     run(["bash", str(REPO / "tools/dist_train.sh"), str(config), str(args.procs),
          "--work-dir", str(run_dir / "train"), "--data-root", str(args.data_root),
          "--resume", "auto", "--cfg-options", f"randomness.seed={seed}"],
         run_dir / "train.log")
     train_seconds = time.perf_counter() - start
-    result = {"row": row, "seed": seed, "train_seconds": round(train_seconds, 1)}
+    result = {"row": row, "seed": seed, "fingerprint": key,
+              "train_seconds": round(train_seconds, 1)}
     for split, options in SPLITS.items():
         out = run_dir / "eval" / split
         run(["bash", str(REPO / "tools/dist_test.sh"), str(config), str(args.procs),
@@ -144,21 +168,26 @@ def train_and_eval(args, row: str, config: Path, seed: int) -> dict:
              str(args.data_root), "--work-dir", str(out), "--no-progress"],
             run_dir / f"eval_{split}.log")
         result[split] = json.loads((out / "results.json").read_text())["metrics"]
-    times = read_scalars(find_scalars(run_dir / "train"))["time"][1]
+    logs = find_scalars(run_dir / "train")
+    steps, times = series(read_scalars(logs), "time", logs[-1])
     # The second half of the run: start-up and warm-up iterations excluded.
     result["step_seconds"] = float(np.median(times[len(times) // 2:]))
-    result["iterations"] = int(read_scalars(find_scalars(run_dir / "train"))["time"][0][-1])
-    done.write_text(json.dumps(result, indent=2))
+    result["iterations"] = int(steps[-1])
+    (run_dir / "run.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def bench_memory(args, row: str, config: Path) -> dict:
     """scripts/bench_train.py on the row's model: activation / state bytes (CUDA peak)."""
     out = args.out / "bench" / f"{row}.json"
-    if not out.is_file():
+    key = fingerprint(config, args.data_root)
+    done = reuse(out, key)
+    if done is None:
         run([sys.executable, str(REPO / "scripts/bench_train.py"), str(config), "--repeats",
              str(args.bench_repeats), "--json", str(out)], args.out / "bench" / f"{row}.log")
-    return json.loads(out.read_text())["results"]["model"]
+        done = {**json.loads(out.read_text()), "fingerprint": key}
+        out.write_text(json.dumps(done, indent=2))
+    return done["results"]["model"]
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -214,11 +243,13 @@ def write_outputs(args, table: dict, runs: list[dict], yardsticks: dict, hardwar
         y_img, y_vid = yardsticks["refcoco_val"], yardsticks["mevis_valid_u"]
         lines.append(f"| yardstick: every object | {y_img['cIoU']:.3f} | {y_img['gIoU']:.3f} "
                      f"| {y_vid['J&F']:.3f} |" + " - |" * (len(head) - 4))
-        writer.writerow(["every_object", "cIoU", y_img["cIoU"], "", 1])
-        writer.writerow(["every_object", "J&F", y_vid["J&F"], "", 1])
+        for metric, value in (("cIoU", y_img["cIoU"]), ("gIoU", y_img["gIoU"]),
+                              ("J&F", y_vid["J&F"])):
+            writer.writerow(["every_object", metric, value, "", 1])
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     (args.out / "ablation.json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "hardware": hardware,
+        {"args": {k: v if isinstance(v, list | int | float | None) else str(v)
+                  for k, v in vars(args).items()}, "hardware": hardware,
          "table": table, "runs": runs, "yardsticks": yardsticks}, indent=2))
     print("\n".join(lines))
 

@@ -18,6 +18,9 @@ Steps, each the project's own command (they are listed in the report):
 
 The demo fails (exit status 1, after writing the report) unless the trained model beats
 both untrained evaluations by --min-gain in cIoU and in J&F. --quick skips that check.
+A work dir belongs to one (seed, --quick, config): rerunning the same command resumes an
+interrupted demo, another setting is refused. A figure that cannot be drawn is named in
+the report instead of failing the run.
 """
 
 import argparse
@@ -121,13 +124,21 @@ class Steps:
 
 
 def make_data(steps: Steps, data: Path, seed: int, quick: bool) -> None:
-    if (data / "scenes.json").exists():
+    """Generate the data, or reuse a complete copy of the same seed (scenes.json is
+    written last, so its presence means the generation finished)."""
+    scenes = data / "scenes.json"
+    if scenes.is_file():
+        found = json.loads(scenes.read_text()).get("seed")
+        if found != seed:
+            sys.exit(f"[demo] {data} holds data of seed {found}, not {seed}: delete it or "
+                     f"use another --work-dir")
         print(f"[demo] data: {data} exists, reused (delete it to regenerate)")
         return
     sizes = QUICK_DATA if quick else FULL_DATA
     options = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
+    # An interrupted generation left a partial folder: replace it.
     steps.run("data", [sys.executable, str(REPO / "scripts/make_synthetic_data.py"),
-                       "--out", str(data), "--seed", str(seed), *options])
+                       "--out", str(data), "--seed", str(seed), "--overwrite", *options])
 
 
 def train(steps: Steps, args: argparse.Namespace, data: Path, train_dir: Path) -> None:
@@ -180,9 +191,13 @@ def figure_items(data: Path, count: int) -> list[tuple[str, object, str]]:
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A mask PNG written by tools/test.py --save-masks (every prediction has one)."""
     if not path.is_file():
-        return np.zeros(size, dtype=bool)
-    return np.asarray(Image.open(path)) > 0
+        raise FileNotFoundError(f"predicted mask not found: {path}")
+    mask = np.asarray(Image.open(path)) > 0
+    if mask.shape != size:
+        raise ValueError(f"{path}: mask size {mask.shape} differs from the image's {size}")
+    return mask
 
 
 def overlay_figure(items, eval_dir: Path, out: Path) -> Path:
@@ -221,6 +236,8 @@ def attention_figure(config: Path, train_dir: Path, items, out: Path) -> Path:
     """Fig. 5 style: MBA attention of the trained model without and with the mask gate."""
     cfg = load_model_config(config)
     model = build_model(cfg.model, pretrained=False)
+    if model.grounding.mba is None:
+        raise ValueError(f"{config} has no MBA: there is no attention to draw")
     load_weights(model, train_dir)
     model.eval()
     rows, captions = [], []
@@ -257,7 +274,10 @@ def summary_markdown(report: dict) -> str:
         lines.append(f"| {label} | {r['cIoU']:.3f} | {r['gIoU']:.3f} | {no_seg} | "
                      f"{r['J&F']:.3f} | {r['J']:.3f} | {r['F']:.3f} |")
     check = report["check"]
-    lines += ["", f"**Check:** {check['verdict']}", "", "## Reading", "", report["reading"], "",
+    lines += ["", f"**Check:** {check['verdict']}", ""]
+    lines += [f"**Figure not drawn:** {name}: {error}" for name, error in
+              report["figure_errors"].items()]
+    lines += ["", "## Reading", "", report["reading"], "",
               "## Figures", "", "![loss curves](loss_curves.png)", "",
               "![Fig. 4 overlays](fig4_overlays.png)", "", "![video](fig4_video.png)", "",
               "![Fig. 5 attention](fig5_attention.png)", "", "## Commands", ""]
@@ -308,12 +328,54 @@ def improvement_check(rows: dict, min_gain: float, quick: bool) -> dict:
     return {"min_gain": min_gain, "bar": bar, "passed": passed, "verdict": verdict}
 
 
+def make_figures(args, data: Path, train_dir: Path, eval_dir: Path,
+                 report_dir: Path) -> dict[str, str]:
+    """Draw every figure; one that fails is reported, not fatal (the scores are kept).
+
+    Returns:
+        {figure file: error message} of the figures that could not be drawn.
+    """
+    items = figure_items(data, args.figures)
+    figures = {
+        "loss_curves.png": lambda out: plot_training_curves(
+            read_scalars(find_scalars(train_dir)), out, title="tiny Sa2VA-MBA, demo run"),
+        "fig4_overlays.png": lambda out: overlay_figure(items, eval_dir, out),
+        "fig4_video.png": lambda out: video_figure(data, eval_dir, out),
+        "fig5_attention.png": lambda out: attention_figure(args.config, train_dir, items, out),
+    }
+    errors = {}
+    for name, draw in figures.items():
+        try:
+            draw(report_dir / name)
+        except Exception as err:  # noqa: BLE001  (any failure: record it, keep the report)
+            errors[name] = f"{type(err).__name__}: {err}"
+            print(f"[demo] figure {name} failed: {errors[name]}", file=sys.stderr)
+    return errors
+
+
+def check_work_dir(work: Path, args: argparse.Namespace) -> None:
+    """A work dir serves one setting (seed, quick, config): a rerun with the same one
+    resumes it; another one would mix data, checkpoints and reports, so it is refused."""
+    settings = {"seed": args.seed, "quick": args.quick, "config": str(args.config.resolve())}
+    path = work / "demo_settings.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != settings:
+            sys.exit(f"[demo] {work} was made with {old}, this run asks for {settings}: "
+                     f"use another --work-dir or delete {work}")
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.figures < 1:
+        sys.exit(f"--figures must be at least 1, got {args.figures}")
     start = time.perf_counter()
     work = args.work_dir
     data, train_dir, eval_dir, report_dir = (work / "data", work / "train", work / "eval",
                                              work / "report")
+    check_work_dir(work, args)
     steps = Steps(work / "logs")
     make_data(steps, data, args.seed, args.quick)
     train(steps, args, data, train_dir)
@@ -324,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = metric_table(results, yardsticks)
     report_dir.mkdir(parents=True, exist_ok=True)
     with steps.timed("figures"):
-        plot_training_curves(read_scalars(find_scalars(train_dir)),
-                             report_dir / "loss_curves.png", title="tiny Sa2VA-MBA, demo run")
-        items = figure_items(data, args.figures)
-        overlay_figure(items, eval_dir, report_dir / "fig4_overlays.png")
-        video_figure(data, eval_dir, report_dir / "fig4_video.png")
-        attention_figure(args.config, train_dir, items, report_dir / "fig5_attention.png")
+        figure_errors = make_figures(args, data, train_dir, eval_dir, report_dir)
     check = improvement_check(rows, args.min_gain, args.quick)
     steps.seconds["total"] = round(time.perf_counter() - start, 1)
     report = {
@@ -342,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "reading": reading(rows),
         "results": {v: {s: r["metrics"] for s, r in by.items()} for v, by in results.items()},
         "yardsticks": yardsticks,
+        "figure_errors": figure_errors,
         "commands": steps.commands,
         "seconds": steps.seconds,
     }

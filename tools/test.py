@@ -267,9 +267,10 @@ def _init_distributed(launcher: str) -> int:
 
 
 def _leave_distributed() -> None:
-    """Wait for every rank, then tear the process group down. A rank that exits while
-    another still scores, or with a live gloo group, can abort at interpreter exit
-    ("terminate called without an active exception"), failing a run that succeeded."""
+    """Wait for every rank, then tear the process group down (after a normal return on
+    every rank). A rank that exits while another still scores, or with a live gloo group,
+    can abort at interpreter exit ("terminate called without an active exception"),
+    failing a run that succeeded."""
     import torch.distributed as dist
 
     if dist.is_initialized():
@@ -280,10 +281,11 @@ def _leave_distributed() -> None:
 def run_inference(args: argparse.Namespace) -> int:
     """Build + load the model, evaluate the split(s), write results.json (rank 0)."""
     rank = _init_distributed(args.launcher)
-    try:
-        return _run_inference(args, rank)
-    finally:
-        _leave_distributed()
+    # No teardown after an exception: the other ranks may be waiting in a collective, and a
+    # barrier here would hang them all; torchrun stops them when this rank exits.
+    code = _run_inference(args, rank)
+    _leave_distributed()
+    return code
 
 
 def _run_inference(args: argparse.Namespace, rank: int) -> int:

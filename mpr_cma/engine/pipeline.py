@@ -10,12 +10,14 @@ import platform
 import shlex
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+# The checkout this package runs from (an editable install); put on PYTHONPATH.
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,15 +41,16 @@ class StepFailedError(RuntimeError):
 def run_logged(command: Sequence[str], log: str | Path, tail_lines: int = 25) -> float:
     """Run `command` with stdout and stderr in `log`; return its wall time in seconds.
 
-    The repository root is put on PYTHONPATH (configs may import project modules) and
-    PORT is set to a free port for torchrun.
+    The repository root is put on PYTHONPATH (configs may import project modules), PORT
+    is set to a free port for torchrun, and PYTHON to this interpreter (tools/dist_*.sh
+    run `$PYTHON`), so every step uses the same environment.
 
     Raises:
         StepFailedError: non-zero exit status.
     """
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PORT": str(free_port()),
+    env = {**os.environ, "PORT": str(free_port()), "PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
                                          if p)}
     start = time.perf_counter()

@@ -1,10 +1,11 @@
 """Yardsticks: scores of a predictor that needs no model, to read a model's scores against.
 
-"Every object" answers each expression with the union of every annotated object of the
-image (or video): a segmenter that finds the objects but cannot tell which one the
-expression means. A referring model has learned to refer only where it beats this; one
-that scores about the same has learned objectness. Both are scored by the same
-evaluators as model predictions.
+"Every object" answers each expression with the union of every annotated object of its
+image (instances.json), or of every object some expression of its video refers to (the
+referring-video formats annotate only those): a segmenter that finds the objects but
+cannot tell which one the expression means. A model has learned to refer only where it
+beats this; one that scores about the same has learned objectness. The yardstick is
+scored by the same evaluators as model predictions.
 """
 
 from collections import defaultdict

@@ -1,6 +1,6 @@
 """Training curves from mmengine's `vis_data/scalars.json` (one JSON object per logged step).
 
-`read_scalars` turns the log into {name: (steps, values)}; `plot_training_curves` draws the
+`read_scalars` turns the log(s) into {name: (steps, values)}; `plot_training_curves` draws the
 loss terms (left), and the learning rate, MBA's gamma and the warm-up scales (right) into
 one PNG. Matplotlib runs on the non-interactive Agg backend, so no display is needed.
 """
@@ -20,8 +20,9 @@ from mpr_cma.visualization.figures import save_figure  # noqa: E402
 SCHEDULE_KEYS = ("lr", "gamma", "mba_warmup", "aux_warmup")
 
 
-def find_scalars(work_dir: str | Path) -> Path:
-    """The newest `<timestamp>/vis_data/scalars.json` of an mmengine work dir.
+def find_scalars(work_dir: str | Path) -> list[Path]:
+    """Every `<timestamp>/vis_data/scalars.json` of an mmengine work dir, oldest first (a
+    resumed run logs into a new timestamp folder).
 
     Raises:
         FileNotFoundError: the work dir holds no scalars.json (the message names it).
@@ -29,33 +30,45 @@ def find_scalars(work_dir: str | Path) -> Path:
     found = sorted(Path(work_dir).glob("*/vis_data/scalars.json"))
     if not found:
         raise FileNotFoundError(f"no */vis_data/scalars.json under {work_dir}")
-    return found[-1]
+    return found
 
 
-def read_scalars(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read scalars.json: {name: (steps int64 (N,), values float64 (N,))}, in log order.
+def read_scalars(paths: str | Path | list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read scalars.json file(s): {name: (steps int64 (N,), values float64 (N,))}.
 
-    Lines without a "step" (or unreadable ones) are errors naming the file and the line.
+    Several files (a run and its resumptions, oldest first) are merged by step; a step
+    logged twice (a run killed after its last checkpoint, then resumed) keeps the later
+    value. Lines without a "step" are errors naming the file and the line.
     """
-    path = Path(path)
-    series: dict[str, tuple[list, list]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            step = int(row["step"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}:{number}: not a scalars line with a 'step' ({err})") \
-                from err
-        for name, value in row.items():
-            if name in ("step", "iter", "epoch") or not isinstance(value, int | float):
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    merged: dict[str, dict[int, float]] = {}
+    for path in map(Path, paths):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
                 continue
-            steps, values = series.setdefault(name, ([], []))
-            steps.append(step)
-            values.append(float(value))
-    return {k: (np.asarray(s, np.int64), np.asarray(v, np.float64))
-            for k, (s, v) in series.items()}
+            try:
+                row = json.loads(line)
+                step = int(row["step"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{number}: not a scalars line with a 'step' "
+                                 f"({err})") from err
+            for name, value in row.items():
+                if name in ("step", "iter", "epoch") or not isinstance(value, int | float):
+                    continue
+                merged.setdefault(name, {})[step] = float(value)
+    out = {}
+    for name, by_step in merged.items():
+        steps = np.asarray(sorted(by_step), np.int64)
+        out[name] = (steps, np.asarray([by_step[s] for s in steps.tolist()], np.float64))
+    return out
+
+
+def series(scalars: dict[str, tuple[np.ndarray, np.ndarray]], name: str,
+           where: str | Path = "the log") -> tuple[np.ndarray, np.ndarray]:
+    """One non-empty series of `read_scalars` output, or an error naming it and `where`."""
+    if name not in scalars or len(scalars[name][0]) == 0:
+        raise KeyError(f"{where}: no logged values of {name!r} (have {sorted(scalars)})")
+    return scalars[name]
 
 
 def plot_training_curves(scalars: dict[str, tuple[np.ndarray, np.ndarray]], out: str | Path,

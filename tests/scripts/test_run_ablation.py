@@ -37,6 +37,7 @@ def test_schedule_is_rescaled_to_the_requested_epochs(tmp_path):
     assert cfg.train_cfg.max_epochs == 2.0
     scale = 2.0 / base.train_cfg.max_epochs
     for new, old in zip(cfg.param_scheduler, base.param_scheduler, strict=True):
+        assert new["begin"] == pytest.approx(old["begin"] * scale)
         assert new["end"] == pytest.approx(old["end"] * scale)
         assert new["type"] == old["type"] and new["by_epoch"]
     iteration_based = Config(dict(train_cfg=dict(max_epochs=1),
@@ -67,4 +68,18 @@ def test_small_sweep_writes_the_table(tmp_path):
     assert all(r["step_seconds"] > 0 for r in report["runs"])
     # A second call reuses the finished runs instead of training again.
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "dist_train" not in again.stdout
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "dist_train" not in again.stdout and "bench_train" not in again.stdout
+
+
+def test_finished_runs_of_other_settings_are_refused(tmp_path):
+    ablation = load_script("run_ablation")
+    done = tmp_path / "run.json"
+    assert ablation.reuse(done, "abc") is None
+    done.write_text(json.dumps({"fingerprint": "abc", "seed": 0}))
+    assert ablation.reuse(done, "abc")["seed"] == 0
+    with pytest.raises(SystemExit, match="another config"):
+        ablation.reuse(done, "other")
+    demo = ROOT / "configs/tiny/demo.py"
+    assert ablation.fingerprint(demo, tmp_path) == ablation.fingerprint(demo, tmp_path)
+    assert ablation.fingerprint(demo, tmp_path) != ablation.fingerprint(demo, tmp_path / "x")

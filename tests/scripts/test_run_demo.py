@@ -32,9 +32,28 @@ def test_improvement_check_uses_the_better_untrained_score():
     assert quick["passed"] and quick["verdict"].startswith("skipped")
 
 
+def test_a_work_dir_serves_one_setting(tmp_path):
+    demo = load_script("run_demo")
+    args = demo.parse_args(["--work-dir", str(tmp_path), "--seed", "3"])
+    demo.check_work_dir(tmp_path, args)
+    demo.check_work_dir(tmp_path, args)  # the same setting resumes
+    with pytest.raises(SystemExit, match="made with"):
+        demo.check_work_dir(tmp_path, demo.parse_args(["--work-dir", str(tmp_path), "--quick"]))
+
+
+def test_existing_data_of_another_seed_is_refused(tmp_path):
+    demo = load_script("run_demo")
+    data = make_quick_data(tmp_path / "data")  # seed 0
+    steps = demo.Steps(tmp_path / "logs")
+    demo.make_data(steps, data, 0, quick=True)
+    assert steps.commands == []  # reused
+    with pytest.raises(SystemExit, match="seed 0, not 1"):
+        demo.make_data(steps, data, 1, quick=True)
+
+
 def test_quick_demo_writes_every_report_file(tmp_path):
     work = tmp_path / "demo"
-    make_quick_data(work / "data")
+    (work / "data" / "refcoco").mkdir(parents=True)  # an interrupted generation: replaced
     proc = subprocess.run([sys.executable, "scripts/run_demo.py", "--quick", "--work-dir",
                            str(work), "--figures", "3"], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
@@ -51,6 +70,9 @@ def test_quick_demo_writes_every_report_file(tmp_path):
         assert 0.0 <= row["cIoU"] <= 1.0 and 0.0 <= row["J&F"] <= 1.0
     assert results["metrics"]["untrained_seg_forced"]["no_seg"] == 0  # the answer is forced
     assert results["check"]["passed"] and results["quick"]
+    assert results["figure_errors"] == {}
+    assert any("make_synthetic_data.py" in c and "--overwrite" in c
+               for c in results["commands"])
     assert any("dist_train.sh" in c for c in results["commands"])
     assert sum("dist_test.sh" in c for c in results["commands"]) == 6
     summary = (report / "summary.md").read_text()

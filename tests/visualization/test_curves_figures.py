@@ -11,11 +11,12 @@ from mpr_cma.visualization import (
     plot_training_curves,
     read_scalars,
     save_figure_grid,
+    series,
 )
 
 
-def write_scalars(work_dir, rows):
-    path = work_dir / "20260101_000000" / "vis_data" / "scalars.json"
+def write_scalars(work_dir, rows, stamp="20260101_000000"):
+    path = work_dir / stamp / "vis_data" / "scalars.json"
     path.parent.mkdir(parents=True)
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -26,12 +27,23 @@ def test_read_scalars_keeps_numeric_series_in_order(tmp_path):
         {"loss": 2.0, "loss_llm": 1.5, "lr": 1e-3, "iter": 10, "step": 10},
         {"loss": 1.0, "lr": 5e-4, "note": "x", "iter": 20, "step": 20},
     ])
-    assert find_scalars(tmp_path) == path
-    series = read_scalars(path)
-    assert set(series) == {"loss", "loss_llm", "lr"}
-    steps, values = series["loss"]
+    assert find_scalars(tmp_path) == [path]
+    scalars = read_scalars(path)
+    assert set(scalars) == {"loss", "loss_llm", "lr"}
+    steps, values = scalars["loss"]
     assert steps.tolist() == [10, 20] and values.tolist() == [2.0, 1.0]
-    assert series["loss_llm"][0].tolist() == [10]
+    assert scalars["loss_llm"][0].tolist() == [10]
+    with pytest.raises(KeyError, match="'time'"):
+        series(scalars, "time", path)
+
+
+def test_a_resumed_run_is_merged_by_step_later_values_win(tmp_path):
+    write_scalars(tmp_path, [{"loss": 3.0, "step": 10}, {"loss": 2.0, "step": 20}])
+    # Killed after the checkpoint at step 10, resumed: step 20 is logged again.
+    write_scalars(tmp_path, [{"loss": 1.9, "step": 20}, {"loss": 1.0, "step": 30}],
+                  stamp="20260101_010000")
+    steps, values = read_scalars(find_scalars(tmp_path))["loss"]
+    assert steps.tolist() == [10, 20, 30] and values.tolist() == [3.0, 1.9, 1.0]
 
 
 def test_bad_scalars_are_named(tmp_path):
