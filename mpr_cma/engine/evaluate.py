@@ -37,14 +37,17 @@ def eval_device() -> torch.device:
 
 
 def build_eval_model(config: str | Path, checkpoint: str | Path | None,
-                     device: torch.device | None = None) -> tuple[torch.nn.Module, dict]:
+                     device: torch.device | None = None,
+                     init_seed: int = 0) -> tuple[torch.nn.Module, dict]:
     """Build `config`'s model and load `checkpoint` into it (None: keep the random init).
 
     The checkpoint path is checked before the (slow) build, so a wrong path fails fast.
+    The random init is drawn with `init_seed` (the global RNG state is restored), so an
+    untrained model scores the same on every run and every rank holds the same model.
 
     Returns:
         (model in eval mode on `device`, {"checkpoint", "checkpoint_sha256",
-        "checkpoint_kind", "random_init"}).
+        "checkpoint_kind", "random_init", "init_seed"}).
 
     Raises:
         FileNotFoundError, CorruptCheckpointError, CheckpointKeyError: see
@@ -59,9 +62,11 @@ def build_eval_model(config: str | Path, checkpoint: str | Path | None,
             model_cfg.mllm_pretrained = None
         if "ckpt_path" in model_cfg.get("grounding", {}):
             model_cfg.grounding.ckpt_path = None
-    model = MODELS.build(model_cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = MODELS.build(model_cfg)
     info = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_kind": None,
-            "random_init": checkpoint is None}
+            "random_init": checkpoint is None, "init_seed": init_seed}
     if checkpoint is None:
         logger.warning("--random-init: evaluating the untrained model of %s", config)
     else:

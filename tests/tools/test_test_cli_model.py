@@ -136,6 +136,21 @@ def test_random_init_must_be_explicit(test_tool, env, tmp_path):  # noqa: F811
     code, results = cli(test_tool, env, tmp_path, "--random-init", "--dataset", "refcoco",
                         "--max-new-tokens", "2")
     assert code == 0 and results["random_init"] and results["checkpoint"] is None
+    assert results["init_seed"] == 0
+
+
+def test_random_init_is_the_same_model_on_every_build():
+    # An unseeded init gave every run (and every rank of one run) another untrained model.
+    from mpr_cma.engine.evaluate import build_eval_model
+
+    torch.manual_seed(123)
+    first, _ = build_eval_model(CONFIG, None)
+    torch.manual_seed(456)
+    second, _ = build_eval_model(CONFIG, None)
+    other, _ = build_eval_model(CONFIG, None, init_seed=1)
+    a, b, c = first.state_dict(), second.state_dict(), other.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_bad_checkpoints_are_named(test_tool, env, tmp_path):  # noqa: F811
