@@ -209,7 +209,7 @@ def overlay_figure(items, eval_dir: Path, out: Path) -> Path:
             read_mask(eval_dir / v / "refcoco_val" / "masks" / f"{item_id}.png", size)
             for v in ("untrained_seg_forced", "trained")]
         rows.append([image] + [mask_overlay(image, m) for m in masks])
-        captions.append(sentence)
+        captions.append(f'"{sentence}"')
     return save_figure_grid(rows, out, ["image", "ground truth", "untrained ([SEG] forced)",
                                         "trained"], captions,
                             title="RefCOCO-layout synthetic val (Fig. 4 style)")
@@ -251,7 +251,7 @@ def attention_figure(config: Path, train_dir: Path, items, out: Path) -> Path:
                          overlay_heatmap(image, attention_summary_map(info, gated=False)),
                          overlay_heatmap(image, attention_summary_map(info, gated=True)),
                          mask_overlay(image, result["mask"])])
-            captions.append(sentence)
+            captions.append(f'"{sentence}"')
     return save_figure_grid(rows, out, ["ground truth", "attention, no gate",
                                         "attention x mask gate", "trained mask"], captions,
                             title="MBA attention: strongest routed token per pixel (Fig. 5)")

@@ -59,7 +59,7 @@ def save_figure_grid(rows: Sequence[Sequence[np.ndarray]], out: str | Path,
             if r == 0:
                 ax.set_title(column_titles[c], fontsize=9)
         if row_captions is not None:
-            caption = "\n".join(textwrap.wrap(f'"{row_captions[r]}"', 40)[:2])
+            caption = "\n".join(textwrap.wrap(row_captions[r], 40)[:2])
             axes[r][0].set_xlabel(caption, fontsize=7, loc="left")
     if title:
         fig.suptitle(title, fontsize=10)
