@@ -20,6 +20,6 @@ bench: install
 	$(PYTHON) scripts/bench_mba.py
 
 # Trains the tiny model on the synthetic benchmark and writes work_dirs/demo/report/
-# (about 12 minutes on 2 CPU cores; DEMO_ARGS=--quick for a one-minute smoke run).
+# (about 8.5 minutes on 2 CPU cores; DEMO_ARGS=--quick for a one-minute smoke run).
 demo: install
 	$(PYTHON) scripts/run_demo.py $(DEMO_ARGS)

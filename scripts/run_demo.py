@@ -1,7 +1,7 @@
 """`make demo`: train the tiny Sa2VA-MBA on the synthetic benchmark, score it, write a report.
 
 Usage:
-    python scripts/run_demo.py                 # the demo (about 12 minutes on 2 CPU cores)
+    python scripts/run_demo.py                 # the demo (about 8.5 minutes on 2 CPU cores)
     python scripts/run_demo.py --quick         # a few iterations on a small dataset (CI)
     python scripts/run_demo.py --work-dir work_dirs/demo --procs 2 --seed 0
 
