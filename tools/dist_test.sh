@@ -10,16 +10,4 @@ if [ "$#" -lt 2 ]; then
     sed -n '2,6p' "$0" >&2
     exit 2
 fi
-CONFIG=$1
-NGPUS=$2
-shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PORT=${PORT:-29501}
-PYTHON=${PYTHON:-python3}
-
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" --nproc_per_node="$NGPUS" \
-    "$(dirname "$0")/test.py" "$CONFIG" --launcher pytorch "$@"
+exec bash "$(dirname "$0")/torchrun_launch.sh" test.py 29501 "$@"
