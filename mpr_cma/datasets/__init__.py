@@ -2,7 +2,8 @@
 
 - rle: COCO run-length encoding of masks (encode, check, decode).
 - refcoco_format: RefCOCO / RefCOCO+ / RefCOCOg (REFER pickles + COCO instances.json).
-- refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout), anno_ids.
+- refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout), anno_ids;
+  refvos_writer writes that layout.
 - layouts: where the files lie, in this project's layout or Sa2VA's folders.
 - files: JSON / pickle reading with one clear error for a corrupt file.
 - synthetic_scene, synthetic: a seeded referring benchmark of coloured shapes (images in
