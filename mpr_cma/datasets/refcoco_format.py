@@ -35,7 +35,7 @@ from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
 
 from mpr_cma.datasets.files import read_json, read_pickle
-from mpr_cma.datasets.layouts import INSTANCES_FILE, locate_refcoco
+from mpr_cma.datasets.layouts import COCO_IMAGES, INSTANCES_FILE, locate_refcoco
 from mpr_cma.datasets.refcoco_masks import GT_RULES, segmentation_to_mask, validate_segmentation
 from mpr_cma.datasets.rle import encode_mask
 
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 DATASETS = ("refcoco", "refcoco+", "refcocog")
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
-DEFAULT_IMAGE_ROOT = Path("coco2014") / "train2014"
+DEFAULT_IMAGE_ROOT = COCO_IMAGES  # our layout: <root>/coco2014/train2014
 REF_KEYS = ("ref_id", "ann_id", "image_id", "split", "sentences")
 
 __all__ = [
