@@ -61,6 +61,7 @@ class RefVOSDataset(SkippingDataset):
     Raises:
         FileNotFoundError: a missing split directory, meta file, JPEGImages or mask file.
         ValueError: the split has no ground truth, or an unknown frame mode.
+        CorruptFileError: meta_expressions.json or the mask_dict cannot be parsed.
     """
 
     def __init__(self, data_root: str | Path, tokenizer: PreTrainedTokenizerBase | str = "tiny",
@@ -82,6 +83,8 @@ class RefVOSDataset(SkippingDataset):
         if not self.split.has_masks:
             raise ValueError(f"{root}: no mask_dict.json/.pkl - a split without ground truth "
                              "cannot be trained on")
+        # Read now: a corrupt file fails at start, naming it, not as a run of bad samples.
+        self.num_mask_entries = len(self.split.mask_dict)
         self.name = name
         self.tokenizer = build_tokenizer(tokenizer)
         self.max_objects, self.replace = max_objects, replace

@@ -155,3 +155,13 @@ def test_sa2va_rvos_folders(tmp_path):
     for k, exp_id in enumerate(sample["meta"]["exp_ids"]):
         truth = davis.truth_mask("gold-fish", exp_id)[sample["meta"]["key_frames"]]
         assert torch.equal(sample["masks"][k], torch.from_numpy(truth))
+
+
+def test_corrupt_mask_dict_fails_at_start(tmp_path):
+    from mpr_cma.datasets import CorruptFileError
+    from tests.datasets import _ref_davis as davis
+
+    files = davis.write_ref_davis(tmp_path, "sa2va", videos=["car-shadow"])
+    files["mask_dict"].write_bytes(files["mask_dict"].read_bytes()[:20])
+    with pytest.raises(CorruptFileError, match=r"mask_dict.pkl: corrupt mask_dict pickle"):
+        build(files["split"])
