@@ -7,6 +7,7 @@ Usage:
     python tools/test.py --eval-only --dataset mevis_u --gt data/mevis/valid_u --pred PRED
     python tools/test.py --eval-only --dataset davis17 --gt data/davis17/valid \
         --meta data/davis17/meta_expressions/valid/meta_expressions.json --pred results.json
+    # (Sa2VA's folders: --gt data/video_datas/davis17/valid alone finds that meta too)
     # package MeViS valid predictions as the server's submission zip (checked complete)
     python tools/test.py --eval-only --dataset mevis --gt data/mevis/valid --pred PRED
 
@@ -20,7 +21,13 @@ Usage:
     python tools/test.py configs/tiny/sa2va_mba_tiny.py --random-init --dataset refcoco
 
 Inference reads DATA_ROOT (--data-root, default data/) in the layout of data/README.md
-(refcocog: umd split; video splits DATA_ROOT/davis17/valid, DATA_ROOT/mevis/valid_u|valid),
+(refcocog: umd split; video splits DATA_ROOT/davis17/valid, DATA_ROOT/mevis/valid_u|valid)
+or in Sa2VA's (ref_seg/, glamm_data/images/coco2014/train2014, video_datas/...), found
+automatically or forced with --data-layout. RefCOCO ground truth of annotations made of
+several polygons is their union (--gt-rule sa2va: Sa2VA's evaluation rule, which loses the
+overlap; docs/sa2va_parity.md). Ref-DAVIS17 expressions get Sa2VA's anno_ids (string-sorted
+numbering, the file's anno_ids ignored, as Sa2VA's eval_davis.py); other splits use the
+file's anno_ids when every expression has them (--anno-id-rule overrides both).
 answers greedily (--answer teacher-forces a fixed answer instead; an answer without [SEG] is
 an empty mask, counted as metrics["no_seg"]), shards items over torchrun ranks
 (i % world == rank) and scores on rank 0 with the --eval-only code. --save-masks writes
@@ -48,7 +55,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from mpr_cma.datasets import RefVOSSplit
+from mpr_cma.datasets import (
+    ANNO_ID_RULES,
+    DATASET_ANNO_ID_RULES,
+    GT_RULES,
+    LAYOUTS,
+    RefVOSSplit,
+)
 from mpr_cma.evaluation.refvos import PredictionError, evaluate_predictions, open_predictions
 from mpr_cma.evaluation.submission import write_submission
 
@@ -84,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gt", help="split folder with meta_expressions.json, mask_dict.*")
     parser.add_argument("--meta", help="meta_expressions.json (default GT/meta_expressions.json)")
     parser.add_argument("--mask-dict", help="mask_dict .json/.pkl (default found in GT)")
+    parser.add_argument("--anno-id-rule", choices=list(ANNO_ID_RULES),
+                        help="video anno_ids: auto (file's, else Sa2VA's numbering), file, "
+                        "sa2va; default sa2va for davis17 (Sa2VA's eval_davis.py), else auto")
     parser.add_argument("--pred", help="PNG folder PRED/<video>/<exp_id>/<frame>.png or .json")
     parser.add_argument(
         "--allow-missing",
@@ -96,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
     inference = parser.add_argument_group("inference")
     inference.add_argument("--data-root", default="data", help="DATA_ROOT (default data)")
+    inference.add_argument("--data-layout", choices=list(LAYOUTS), default="auto",
+                           help="DATA_ROOT layout: ours (mpr_cma), Sa2VA's, or auto")
+    inference.add_argument("--gt-rule", choices=list(GT_RULES), default="union",
+                           help="RefCOCO GT of several polygons: union (true mask) or sa2va")
     inference.add_argument("--random-init", action="store_true",
                            help="no checkpoint: evaluate the config's init (smoke tests)")
     inference.add_argument("--answer", help="teacher-force this answer, e.g. 'It is [SEG].'")
@@ -115,7 +135,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--eval-only needs --gt (or --meta) and --pred")
     args.split = args.split or DEFAULT_SPLITS[args.dataset]
     args.work_dir = Path(args.work_dir or f"work_dirs/test/{args.dataset}_{args.split}")
+    args.anno_id_rule = args.anno_id_rule or DATASET_ANNO_ID_RULES.get(args.dataset, "auto")
     return args
+
+
+def eval_split_root(args: argparse.Namespace) -> Path:
+    """The split folder of --eval-only: --gt, else the folder of --meta; a meta in Sa2VA's
+    <dataset>/meta_expressions/<split>/ points at <dataset>/<split>/."""
+    if args.gt:
+        return Path(args.gt)
+    meta_dir = Path(args.meta).parent
+    if meta_dir.parent.name == "meta_expressions":
+        return meta_dir.parent.parent / meta_dir.name
+    return meta_dir
 
 
 def _check_inference_args(parser: argparse.ArgumentParser,
@@ -195,7 +227,10 @@ def run_eval_only(args: argparse.Namespace) -> dict:
     """Score (davis17, mevis_u) or package (mevis) the predictions; return results.json."""
     timings: dict[str, float] = {}
     with stage(timings, "load_ground_truth"):
-        split = RefVOSSplit(args.gt or Path(args.meta).parent, args.meta, args.mask_dict)
+        split = RefVOSSplit(eval_split_root(args), args.meta, args.mask_dict,
+                            anno_id_rule=args.anno_id_rule)
+    logger.info("ground truth %s, %s: %s", split.meta_file, split.mask_file,
+                split.describe_anno_ids())
     with stage(timings, "open_predictions"):
         source = open_predictions(args.pred, split)
     progress = not args.no_progress
@@ -234,6 +269,7 @@ def run_eval_only(args: argparse.Namespace) -> dict:
         "allow_missing": args.allow_missing,
         "missing": missing,
         "ground_truth": str(split.meta_file),
+        "mask_dict": None if split.mask_file is None else str(split.mask_file),
         "timings": timings,
     }
 
@@ -307,7 +343,11 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
         (args.dataset, args.split)]
     todo = []
     for dataset, split in splits:
-        reason = why_missing(args.data_root, dataset, split)
+        try:
+            reason = why_missing(args.data_root, dataset, split, args.data_layout)
+        except ValueError as err:  # a corrupt refs pickle (CorruptFileError) names its file
+            logger.error("%s %s: %s", dataset, split, err)
+            return 1
         if reason is None:
             todo.append((dataset, split))
         elif args.all:
@@ -336,7 +376,8 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
                 model, dataset, split, args.data_root, work_dir, answer=args.answer,
                 max_tiles=args.max_tiles, num_key_frames=args.num_key_frames,
                 max_new_tokens=args.max_new_tokens, save_masks=args.save_masks,
-                progress=not args.no_progress)
+                progress=not args.no_progress, layout=args.data_layout,
+                gt_rule=args.gt_rule, anno_id_rule=args.anno_id_rule)
         except (PredictionError, FileNotFoundError, KeyError, ValueError, OSError) as err:
             logger.error("%s %s failed: %s", dataset, split, err)
             failed.append(f"{dataset} {split}")

@@ -2,7 +2,10 @@
 
 - rle: COCO run-length encoding of masks (encode, check, decode).
 - refcoco_format: RefCOCO / RefCOCO+ / RefCOCOg (REFER pickles + COCO instances.json).
-- refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout).
+- refvos_format: referring video (MeViS, Ref-DAVIS17, Ref-YTVOS, ReVOS layout), anno_ids;
+  refvos_writer writes that layout.
+- layouts: where the files lie, in this project's layout or Sa2VA's folders.
+- files: JSON / pickle reading with one clear error for a corrupt file.
 - synthetic_scene, synthetic: a seeded referring benchmark of coloured shapes (images in
   the RefCOCO layout, moving shapes in the MeViS layout) for the demo.
 - conversation, refcoco, refvos, vqa: training samples (Sa2VA-style conversations with one
@@ -24,6 +27,13 @@ from mpr_cma.datasets.conversation import (
     encode_referring_fitting,
     sample_objects,
 )
+from mpr_cma.datasets.files import CorruptFileError, read_json, read_pickle
+from mpr_cma.datasets.layouts import (
+    LAYOUTS,
+    RefCocoLocation,
+    locate_refcoco,
+    locate_video_split,
+)
 from mpr_cma.datasets.refcoco import RefCOCODataset, build_tokenizer, num_tiles
 from mpr_cma.datasets.refcoco_format import (
     DATASETS as REFCOCO_DATASETS,
@@ -31,6 +41,7 @@ from mpr_cma.datasets.refcoco_format import (
 from mpr_cma.datasets.refcoco_format import (
     DEFAULT_IMAGE_ROOT,
     DEFAULT_SPLIT_BY,
+    GT_RULES,
     RefCocoRecord,
     load_refcoco,
     read_instances,
@@ -43,9 +54,11 @@ from mpr_cma.datasets.refcoco_format import (
 )
 from mpr_cma.datasets.refvos import RefVOSDataset
 from mpr_cma.datasets.refvos_format import (
+    ANNO_ID_RULES,
+    DATASET_ANNO_ID_RULES,
     Expression,
     RefVOSSplit,
-    natural_sorted,
+    sa2va_anno_ids,
     write_refvos_split,
 )
 from mpr_cma.datasets.rle import decode_rle, encode_mask, rle_run_lengths
@@ -74,13 +87,19 @@ from mpr_cma.datasets.synthetic_scene import (
 from mpr_cma.datasets.vqa import LLaVADataset
 
 __all__ = [
+    "ANNO_ID_RULES",
     "BAD_SAMPLE_ERRORS",
+    "CorruptFileError",
+    "DATASET_ANNO_ID_RULES",
+    "LAYOUTS",
+    "RefCocoLocation",
     "ConcatDataset",
     "DEFAULT_IMAGE_ROOT",
     "DEFAULT_SPLIT_BY",
     "Desc",
     "EncodedConversation",
     "Expression",
+    "GT_RULES",
     "LLaVADataset",
     "LengthGroupedSampler",
     "MAX_OBJECTS",
@@ -104,15 +123,19 @@ __all__ = [
     "image_expressions",
     "length_grouped_indices",
     "load_refcoco",
-    "natural_sorted",
+    "locate_refcoco",
+    "locate_video_split",
     "num_tiles",
     "read_instances",
+    "read_json",
+    "read_pickle",
     "read_refs",
     "ref_mask",
     "ref_text",
     "render",
     "resolve",
     "rle_run_lengths",
+    "sa2va_anno_ids",
     "sa2va_collate",
     "sam2_pixels",
     "sample_image_scene",

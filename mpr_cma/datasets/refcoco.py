@@ -20,8 +20,8 @@ from transformers import PreTrainedTokenizerBase
 
 from mpr_cma.datasets.base import SkippingDataset, check_path, sam2_pixels, sentence_ids
 from mpr_cma.datasets.conversation import MAX_OBJECTS, encode_referring_fitting, sample_objects
+from mpr_cma.datasets.layouts import locate_refcoco
 from mpr_cma.datasets.refcoco_format import (
-    DEFAULT_IMAGE_ROOT,
     RefCocoRecord,
     instances_path,
     load_refcoco,
@@ -66,12 +66,15 @@ class RefCOCODataset(SkippingDataset):
 
     Args:
         data_root: holds `<dataset>/instances.json`, `<dataset>/refs(<split_by>).p` and by
-            default the images under `coco2014/train2014`.
+            default the images under `coco2014/train2014`; or Sa2VA's folders as they are
+            (`ref_seg/<dataset>/...`, images in `glamm_data/images/coco2014/train2014` or
+            `ref_seg/<dataset>/coco2014/train2014`), see `layouts.locate_refcoco`.
         tokenizer: tokenizer, local folder or "tiny" (Sa2VA's tokens are added).
         dataset: "refcoco", "refcoco+" or "refcocog".
         split_by: None = unc for refcoco/+, umd for refcocog.
         split: the refs' split (training: "train").
-        image_root: image folder; default `<data_root>/coco2014/train2014`.
+        image_root: image folder; default the layout's (`<data_root>/coco2014/train2014`).
+        layout: "auto" (whichever layout's files exist), "mpr_cma" or "sa2va".
         max_objects: refs per sample (Sa2VA: 5).
         replace: Sa2VA's exactly-N-with-replacement draw (see module doc).
         mllm_image_size: InternViT tile size (448; tiny: 56).
@@ -91,12 +94,13 @@ class RefCOCODataset(SkippingDataset):
                  replace: bool = False, mllm_image_size: int = 448,
                  num_image_tokens_per_tile: int = 256, max_tiles: int = 12,
                  sam2_image_size: int = 1024, max_length: int = 8192,
-                 seed: int | None = None, max_refetch: int = 20) -> None:
+                 seed: int | None = None, max_refetch: int = 20, layout: str = "auto") -> None:
         super().__init__(seed, max_refetch)
         self.name = dataset
-        root = check_path(data_root, "data_root")
-        self.image_root = check_path(
-            image_root if image_root is not None else root / DEFAULT_IMAGE_ROOT, "image folder")
+        self.location = locate_refcoco(check_path(data_root, "data_root"), dataset, layout,
+                                       image_root)
+        root = self.location.ann_root
+        self.image_root = check_path(self.location.image_root, "image folder")
         self.tokenizer = build_tokenizer(tokenizer)
         self.max_objects, self.replace = max_objects, replace
         self.mllm_image_size, self.tokens_per_tile = mllm_image_size, num_image_tokens_per_tile

@@ -7,17 +7,21 @@ Layout under a data root (see docs/FORMATS.md)::
     <root>/refcocog/  instances.json  refs(umd).p  refs(google).p
     <root>/coco2014/train2014/COCO_train2014_000000xxxxxx.jpg
 
+or Sa2VA's (``<root>/ref_seg/<dataset>/...``, images in
+``<root>/glamm_data/images/coco2014/train2014``), found by `layouts.locate_refcoco`.
+
 ``refs(<split_by>).p`` is a pickled list of refs ({ref_id, ann_id, image_id, category_id,
 split, sent_ids, sentences: [{tokens, raw, sent_id, sent}], file_name}); ``file_name`` there
 carries an extra ``_<ann_id>`` suffix, so the image file name is taken from
 ``instances.json`` (COCO style: images, annotations, categories). The mask of a ref is its
 annotation rasterised at the image's height x width the way REFER and pycocotools do it:
-polygons -> ``frPyObjects`` -> ``merge`` -> ``decode``; RLE (``iscrowd``) is decoded as is.
+polygons -> ``frPyObjects`` -> ``merge`` -> ``decode``; RLE (``iscrowd``) is decoded as is
+(`refcoco_masks`, which also has Sa2VA's evaluation rule for several polygons).
+A corrupt (e.g. truncated) instances.json or refs pickle raises `CorruptFileError`.
 """
 
 import json
 import logging
-import numbers
 import pickle
 import re
 from collections import Counter
@@ -30,20 +34,24 @@ import numpy as np
 from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
 
-from mpr_cma.datasets.rle import encode_mask, rle_run_lengths
+from mpr_cma.datasets.files import read_json, read_pickle
+from mpr_cma.datasets.layouts import COCO_IMAGES, INSTANCES_FILE, locate_refcoco
+from mpr_cma.datasets.refcoco_masks import GT_RULES, segmentation_to_mask, validate_segmentation
+from mpr_cma.datasets.rle import encode_mask
 
 logger = logging.getLogger(__name__)
 
 DATASETS = ("refcoco", "refcoco+", "refcocog")
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
-DEFAULT_IMAGE_ROOT = Path("coco2014") / "train2014"
-INSTANCES_FILE = "instances.json"
+DEFAULT_IMAGE_ROOT = COCO_IMAGES  # our layout: <root>/coco2014/train2014
 REF_KEYS = ("ref_id", "ann_id", "image_id", "split", "sentences")
 
 __all__ = [
     "DATASETS",
     "DEFAULT_IMAGE_ROOT",
     "DEFAULT_SPLIT_BY",
+    "GT_RULES",
+    "INSTANCES_FILE",
     "RefCocoRecord",
     "instances_path",
     "load_refcoco",
@@ -113,6 +121,7 @@ def read_refs(path: str | Path) -> list[dict]:
 
     Raises:
         FileNotFoundError: If the file does not exist (the message lists the pickles that do).
+        CorruptFileError: If it cannot be unpickled (e.g. truncated).
         ValueError: If the pickle is not a list of dicts or a ref lacks a key.
     """
     path = Path(path)
@@ -121,8 +130,7 @@ def read_refs(path: str | Path) -> list[dict]:
         raise FileNotFoundError(
             f"refs pickle not found: {path} (refs pickles there: {present or 'none'})"
         )
-    with path.open("rb") as f:
-        refs = pickle.load(f)
+    refs = read_pickle(path, "refs pickle")
     if not isinstance(refs, list):
         raise ValueError(f"{path}: expected a pickled list of refs, got {type(refs).__name__}")
     for i, ref in enumerate(refs):
@@ -137,13 +145,12 @@ def read_instances(path: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: If the file does not exist.
+        CorruptFileError: If it is not valid JSON (e.g. truncated).
         ValueError: If "images" or "annotations" is missing.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"instances file not found: {path}")
-    with path.open() as f:
-        instances = json.load(f)
+    instances = read_json(path, "instances file")
+    if not isinstance(instances, dict):
+        raise ValueError(f"{path}: expected a COCO dict, got {type(instances).__name__}")
     for key in ("images", "annotations"):
         if key not in instances:
             raise ValueError(f"{path}: missing top-level key {key!r}")
@@ -157,34 +164,38 @@ def load_refcoco(
     split: str | None = "val",
     image_root: str | Path | None = None,
     skipped: Counter | None = None,
+    layout: str = "auto",
 ) -> list[RefCocoRecord]:
     """Load the refs of one split as records, in the pickle's order.
 
     Args:
         root: Data root holding ``refcoco/``, ``refcoco+/``, ``refcocog/`` (and by default
-            ``coco2014/train2014``).
+            ``coco2014/train2014``), or Sa2VA's ``ref_seg/`` and ``glamm_data/`` folders.
         dataset: "refcoco", "refcoco+" or "refcocog".
         split_by: "unc", "google" or "umd"; None picks unc for refcoco/+ and umd for refcocog.
         split: The split to keep (exact match, e.g. "val", "testA"); None keeps every ref.
-        image_root: Folder of the images; default ``<root>/coco2014/train2014``.
+        image_root: Folder of the images; default that of `layouts.locate_refcoco`
+            (``<root>/coco2014/train2014``, else Sa2VA's).
         skipped: When given, a ref whose ann_id or image_id is missing from instances.json
             or that has no sentence is logged with its ids, counted here under
             "missing_<what>" and skipped (training); None raises instead (evaluation).
+        layout: "auto", "mpr_cma" or "sa2va" (see `layouts.locate_refcoco`).
 
     Returns:
         One :class:`RefCocoRecord` per ref of the split.
 
     Raises:
         FileNotFoundError: If instances.json or the refs pickle is missing.
+        CorruptFileError: If one of them cannot be parsed.
         ValueError: If `split` is not in the pickle (the message lists the splits there).
         KeyError: If a ref's ann_id or image_id is not in instances.json (without `skipped`).
     """
-    root = Path(root)
-    ref_file = refs_path(root, dataset, split_by)
-    inst_file = instances_path(root, dataset)
+    where = locate_refcoco(root, _check_dataset(dataset), layout, image_root)
+    ref_file = refs_path(where.ann_root, dataset, split_by)
+    inst_file = instances_path(where.ann_root, dataset)
     refs = read_refs(ref_file)
     instances = read_instances(inst_file)
-    image_root = Path(image_root) if image_root is not None else root / DEFAULT_IMAGE_ROOT
+    image_root = where.image_root
     if split is not None:
         available = sorted({ref["split"] for ref in refs})
         if split not in available:
@@ -238,88 +249,18 @@ def sentence_items(records: Iterable[RefCocoRecord]) -> list[tuple[str, RefCocoR
     ]
 
 
-def ref_mask(record: RefCocoRecord) -> np.ndarray:
+def ref_mask(record: RefCocoRecord, gt_rule: str = "union") -> np.ndarray:
     """The ground-truth mask of a ref at the image's original resolution.
+
+    Args:
+        record: the ref.
+        gt_rule: "union" (the true mask) or "sa2va" (Sa2VA's evaluation ground truth of
+            annotations made of several polygons; see `refcoco_masks`).
 
     Returns:
         (H, W) bool array, H x W = record.height x record.width.
     """
-    return segmentation_to_mask(record.segmentation, record.height, record.width)
-
-
-def validate_segmentation(segmentation: Any, height: int, width: int) -> None:
-    """Check a COCO segmentation can be rasterised at height x width, without decoding it.
-
-    Polygons: a non-empty list of flat [x0, y0, x1, y1, ...] lists of numbers, each of even
-    length (polygons of fewer than 3 points are allowed: they enclose no pixel).
-    RLE: {"size": [height, width], "counts": run-length list or compressed string}, run
-    lengths non-negative and summing to height * width.
-
-    Raises:
-        ValueError: Describing the first problem found.
-    """
-    if isinstance(segmentation, list):
-        if not segmentation:
-            raise ValueError("empty polygon list")
-        for i, poly in enumerate(segmentation):
-            if not isinstance(poly, list) or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in poly
-            ):
-                raise ValueError(f"polygon #{i} is not a flat list of numbers")
-            if len(poly) % 2:
-                raise ValueError(f"polygon #{i} has an odd number of coordinates ({len(poly)})")
-        return
-    if not isinstance(segmentation, Mapping) or not {"size", "counts"} <= set(segmentation):
-        raise ValueError(f"segmentation is neither a polygon list nor an RLE: {segmentation!r:.80}")
-    size = list(segmentation["size"])
-    if size != [height, width]:
-        raise ValueError(f"RLE size {size} does not match the image size [{height}, {width}]")
-    counts = segmentation["counts"]
-    if isinstance(counts, str | bytes):
-        runs = rle_run_lengths(counts)
-    elif isinstance(counts, list) and all(isinstance(c, numbers.Integral) for c in counts):
-        runs = counts
-    else:
-        raise ValueError("RLE counts must be a string or a list of integers")
-    if any(r < 0 for r in runs):
-        raise ValueError("RLE has a negative run length")
-    if sum(runs) != height * width:
-        raise ValueError(f"RLE runs cover {sum(runs)} pixels, the image has {height * width}")
-
-
-def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """Rasterise a COCO segmentation (polygons or RLE) at height x width, as REFER does.
-
-    Args:
-        segmentation: Polygon list [[x0, y0, ...], ...], uncompressed RLE
-            {"size", "counts": [runs]} or compressed RLE {"size", "counts": str}.
-        height: Image height.
-        width: Image width.
-
-    Returns:
-        (height, width) bool mask.
-
-    Raises:
-        ValueError: If the segmentation is malformed (see :func:`validate_segmentation`).
-    """
-    validate_segmentation(segmentation, height, width)
-    if isinstance(segmentation, list):
-        # Polygons of < 3 points rasterise to nothing; they are dropped because pycocotools
-        # would read a leading 4-number polygon as a bounding box.
-        polygons = [poly for poly in segmentation if len(poly) >= 6]
-        if not polygons:
-            return np.zeros((height, width), dtype=bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(
-            {"size": [height, width], "counts": [int(c) for c in segmentation["counts"]]},
-            height, width,
-        )
-    else:
-        counts = segmentation["counts"]
-        counts = counts.encode("ascii") if isinstance(counts, str) else counts
-        rle = {"size": [height, width], "counts": counts}
-    return mask_utils.decode(rle).astype(bool)
+    return segmentation_to_mask(record.segmentation, record.height, record.width, gt_rule)
 
 
 def _complete_annotation(ann: Mapping, image: Mapping) -> dict:

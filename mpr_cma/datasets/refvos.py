@@ -7,6 +7,12 @@ tile of 256 tokens each). SAM-2 segments `sam2_frames`: "same" (Sa2VA training: 
 frames themselves, and its masks are those frames'), or a `select_key_frames` mode
 ("first" / "uniform" / "random") with `sam2_num_frames` frames. Masks are (O, F, H, W) at the
 video's resolution: per frame the union of the expression's anno_ids (null = empty).
+
+anno_ids follow `RefVOSSplit`'s `anno_id_rule` ("auto": the file's when every expression
+has them, as MeViS / ReVOS; else Sa2VA's numbering, as its Ref-YTVOS loader
+``dataset_type='refytvos'`` and VISA's mask_dict.pkl). Sa2VA's folders work as they are:
+meta_expressions.json may lie in `data_root`/../meta_expressions/<split>/ and the mask_dict
+one folder up (``rvos/train`` + ``rvos/meta_expressions/train/`` + ``rvos/mask_dict.pkl``).
 """
 
 import random
@@ -40,7 +46,9 @@ class RefVOSDataset(SkippingDataset):
         data_root: the split directory (JPEGImages/, meta_expressions.json, mask_dict).
         tokenizer: tokenizer, local folder or "tiny".
         name: dataset name for logs ("mevis", "revos", ...).
-        meta_file, mask_file: see `RefVOSSplit` (default: inside data_root).
+        meta_file, mask_file: see `RefVOSSplit` (default: inside data_root, else Sa2VA's
+            places, see the module docstring).
+        anno_id_rule: "auto", "file" or "sa2va", see `RefVOSSplit`.
         max_objects, replace: expressions per sample and Sa2VA's with-replacement draw.
         num_frames: key frames of the MLLM (Sa2VA: 5).
         frame_mode: "random" (Sa2VA training), "first" or "uniform".
@@ -53,6 +61,7 @@ class RefVOSDataset(SkippingDataset):
     Raises:
         FileNotFoundError: a missing split directory, meta file, JPEGImages or mask file.
         ValueError: the split has no ground truth, or an unknown frame mode.
+        CorruptFileError: meta_expressions.json or the mask_dict cannot be parsed.
     """
 
     def __init__(self, data_root: str | Path, tokenizer: PreTrainedTokenizerBase | str = "tiny",
@@ -62,16 +71,20 @@ class RefVOSDataset(SkippingDataset):
                  sam2_frames: str = "same", sam2_num_frames: int = NUM_KEY_FRAMES,
                  mllm_image_size: int = 448, num_image_tokens_per_tile: int = 256,
                  sam2_image_size: int = 1024, max_length: int = 8192,
-                 seed: int | None = None, max_refetch: int = 20) -> None:
+                 seed: int | None = None, max_refetch: int = 20,
+                 anno_id_rule: str = "auto") -> None:
         super().__init__(seed, max_refetch)
         if sam2_frames not in SAM2_FRAME_MODES:
             raise ValueError(f"sam2_frames must be one of {SAM2_FRAME_MODES}, got {sam2_frames!r}")
         root = check_path(data_root, "data_root")
         check_path(root / "JPEGImages", "frame folder")
-        self.split = RefVOSSplit(root, meta_file, mask_file)
+        self.split = RefVOSSplit(root, meta_file, mask_file, anno_id_rule=anno_id_rule,
+                                 mask_in_parent=True)
         if not self.split.has_masks:
             raise ValueError(f"{root}: no mask_dict.json/.pkl - a split without ground truth "
                              "cannot be trained on")
+        # Read now: a corrupt file fails at start, naming it, not as a run of bad samples.
+        self.num_mask_entries = len(self.split.mask_dict)
         self.name = name
         self.tokenizer = build_tokenizer(tokenizer)
         self.max_objects, self.replace = max_objects, replace
@@ -82,7 +95,8 @@ class RefVOSDataset(SkippingDataset):
         self.videos = [v for v in self.split.videos if self.split.expressions(v)]
         self.transform = build_transform(mllm_image_size)
         print_log(f"RefVOSDataset {name}: {len(self.split)} expressions in {len(self.videos)} "
-                  f"videos from {root}", logger="current")
+                  f"videos from {root} ({self.split.meta_file}, {self.split.mask_file}; "
+                  f"{self.split.describe_anno_ids()})", logger="current")
 
     def __len__(self) -> int:
         return len(self.videos)

@@ -7,52 +7,78 @@ The layout (the one Sa2VA uses; see FORMATS.md)::
                                     {exp_id: {"exp": str, "obj_id": [...], "anno_id": [...]}}}}}
     <root>/mask_dict.json (or .pkl) {str(anno_id): [RLE or null, one per frame]}
 
-RLE is pycocotools' {"size": [h, w], "counts": str}; null means the object is absent from
-that frame. The mask of an expression on a frame is the union of its anno_ids' masks.
+(Sa2VA's Ref-DAVIS17 / Ref-YTVOS folders keep meta_expressions.json in
+``<root>/../meta_expressions/<split>/``; that is found too, see `layouts`.)
+RLE is pycocotools' {"size": [h, w], "counts": str or bytes}; null means the object is
+absent from that frame. The mask of an expression on a frame is the union of its anno_ids'
+masks.
 
-anno_id assignment: Ref-YTVOS / Ref-DAVIS style files may lack "anno_id". Such expressions
-get integer ids, as strings, counting up from (largest integer anno_id present in the file) + 1,
-or from 0 if there is none, in this order: videos sorted by name, then each video's expression
-ids sorted naturally (numerically when they are all digits, else as strings). The same file
-therefore always gets the same ids, and assigned ids never collide with existing ones.
+anno_ids (`anno_id_rule`): MeViS and ReVOS files give each expression its "anno_id" list,
+the mask_dict keys of its objects ("file"). Ref-DAVIS17 and Ref-YTVOS files (ReferFormer's
+meta_expressions.json) have none; their mask_dict.pkl was written by VISA
+(utils/d2_datasets/refytvos_utils.py) with one key per expression numbered by
+`sa2va_anno_ids` ("sa2va"): videos sorted by name, each video's expression ids sorted as
+strings ("0", "1", "10", "11", "2", ...), one id per expression counting up from 0 across
+all videos ("0", "1", ...). Sa2VA numbers them the same way (tools/eval/eval_davis.py, and
+its Ref-YTVOS training loader, projects/sa2va/datasets/sa2va_data_03_refvos.py
+``dataset_type='refytvos'``), and its Ref-DAVIS17 evaluation assigns these ids even when the
+file has anno_ids (`DATASET_ANNO_ID_RULES`). "auto" (default) takes the file's anno_ids when
+every expression has one and assigns Sa2VA's when none has; a file with some but not all
+is an error (no released file is like that, and either reading could be wrong).
 
+Expressions are listed per video in Sa2VA's order (expression ids sorted as strings).
 Decoding is lazy: mask_dict is read on first use and decoded masks are kept in a small LRU
-cache. Every error names the file and the key at fault.
+cache. Every error names the file and the key at fault; a corrupt (e.g. truncated) file
+raises `CorruptFileError`.
 """
 
-import json
 import logging
-import pickle
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mpr_cma.datasets.rle import decode_rle, encode_mask
+from mpr_cma.datasets.files import read_json, read_pickle
+from mpr_cma.datasets.layouts import IMAGE_DIR, META_FILE, find_mask_file, find_meta_file
+from mpr_cma.datasets.refvos_writer import write_refvos_split
+from mpr_cma.datasets.rle import decode_rle
 
 logger = logging.getLogger(__name__)
 
-META_FILE = "meta_expressions.json"
-MASK_FILES = ("mask_dict.json", "mask_dict.pkl")
-IMAGE_DIR = "JPEGImages"
+ANNO_ID_RULES = ("auto", "file", "sa2va")
+# Benchmarks whose Sa2VA evaluation numbers the expressions itself, ignoring the file's
+# anno_ids (tools/eval/eval_davis.py get_meta_exp); every other dataset: "auto".
+DATASET_ANNO_ID_RULES = {"davis17": "sa2va"}
 
 __all__ = [
+    "ANNO_ID_RULES",
+    "DATASET_ANNO_ID_RULES",
     "Expression",
     "RefVOSSplit",
-    "natural_sorted",
+    "sa2va_anno_ids",
     "write_refvos_split",
 ]
 
 
-def natural_sorted(keys: Sequence[str]) -> list[str]:
-    """Sort ids numerically when they are all digit strings, else as strings."""
-    keys = [str(k) for k in keys]
-    if keys and all(k.isdigit() for k in keys):
-        return sorted(keys, key=lambda k: (int(k), k))
-    return sorted(keys)
+def sa2va_anno_ids(videos: Mapping[str, Mapping]) -> dict[tuple[str, str], str]:
+    """Sa2VA's / VISA's anno_id of every expression of a meta_expressions.json "videos" dict.
+
+    Videos sorted by name; within a video, expression ids sorted as strings; one id per
+    expression, counting from 0 across videos (tools/eval/eval_davis.py ``get_meta_exp``,
+    VISA utils/d2_datasets/refytvos_utils.py ``prepare_metas``, which wrote the
+    Ref-DAVIS17 / Ref-YTVOS mask_dict.pkl keys).
+
+    Returns:
+        {(video, exp_id): anno_id as a string}.
+    """
+    ids: dict[tuple[str, str], str] = {}
+    for video in sorted(videos):
+        for exp_id in sorted(str(e) for e in videos[video]["expressions"]):
+            ids[video, exp_id] = str(len(ids))
+    return ids
 
 
 @dataclass(frozen=True)
@@ -79,14 +105,24 @@ class RefVOSSplit:
 
     Args:
         root: Split directory (holds JPEGImages/, and by default the two files below).
-        meta_file: meta_expressions.json; default `root`/meta_expressions.json.
-        mask_file: mask_dict.json or .pkl; default the first of those found in `root`, or
-            none (a split without ground truth, e.g. MeViS valid).
+        meta_file: meta_expressions.json; default `root`/meta_expressions.json, else
+            `root`/../meta_expressions/<split>/meta_expressions.json (Sa2VA's Ref-DAVIS17).
+        mask_file: mask_dict.json or .pkl; default the first of those found in `root`
+            (with `mask_in_parent` also in `root`/..), or none (a split without ground
+            truth, e.g. MeViS valid).
         cache_size: Number of decoded (anno_id, frame) masks kept in memory.
+        anno_id_rule: "auto", "file" or "sa2va" (module docstring); the rule applied is
+            kept in `anno_id_rule` ("file" or "sa2va").
+        mask_in_parent: Also look for the mask_dict one folder up (Sa2VA's
+            ``rvos/mask_dict.pkl`` of Ref-YTVOS train; training readers only, since an
+            evaluation split must not take another split's ground truth).
 
     Raises:
         FileNotFoundError: If the meta file (or a given mask file) does not exist.
-        ValueError: If the meta file does not have the documented structure.
+        CorruptFileError: If the meta file is not valid JSON (e.g. truncated).
+        ValueError: If the meta file does not have the documented structure, or some
+            but not all expressions have an anno_id under the "auto" rule (or some lack
+            one under "file").
     """
 
     def __init__(
@@ -95,62 +131,99 @@ class RefVOSSplit:
         meta_file: str | Path | None = None,
         mask_file: str | Path | None = None,
         cache_size: int = 512,
+        anno_id_rule: str = "auto",
+        mask_in_parent: bool = False,
     ) -> None:
+        if anno_id_rule not in ANNO_ID_RULES:
+            raise ValueError(f"anno_id_rule must be one of {ANNO_ID_RULES}, got {anno_id_rule!r}")
         self.root = Path(root)
-        self.meta_file = Path(meta_file) if meta_file else self.root / META_FILE
+        found_meta = find_meta_file(self.root)
+        self.meta_file = Path(meta_file) if meta_file else found_meta or self.root / META_FILE
         if not self.meta_file.is_file():
-            raise FileNotFoundError(f"meta expressions file not found: {self.meta_file}")
+            tried = "" if meta_file else (
+                f" (nor {self.root.parent / 'meta_expressions' / self.root.name / META_FILE})")
+            raise FileNotFoundError(f"meta expressions file not found: {self.meta_file}{tried}")
         if mask_file is not None:
             self.mask_file: Path | None = Path(mask_file)
             if not self.mask_file.is_file():
                 raise FileNotFoundError(f"mask file not found: {self.mask_file}")
         else:
-            found = [self.root / name for name in MASK_FILES if (self.root / name).is_file()]
-            self.mask_file = found[0] if found else None
-        self.videos = self._read_meta()
+            self.mask_file = find_mask_file(self.root, in_parent=mask_in_parent)
+        self.anno_id_rule = "file"
+        self.overwritten_anno_ids = 0  # expressions whose file anno_id "sa2va" replaced
+        self.videos = self._read_meta(anno_id_rule)
         self._mask_dict: dict | None = None
         self._cache: OrderedDict[tuple[str, int], np.ndarray | None] = OrderedDict()
         self._cache_size = cache_size
         self._sizes: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ meta
-    def _read_meta(self) -> dict[str, dict]:
-        try:
-            videos = json.loads(self.meta_file.read_text())["videos"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{self.meta_file}: expected {{'videos': {{...}}}} ({err})") from err
+    def _read_meta(self, rule: str) -> dict[str, dict]:
+        data = read_json(self.meta_file, "meta expressions file")
+        videos = data.get("videos") if isinstance(data, dict) else None
         if not isinstance(videos, dict):
-            raise ValueError(f"{self.meta_file}: 'videos' must be a dict")
-        existing = [
-            int(a)
-            for v in videos.values()
-            for e in v.get("expressions", {}).values()
-            for a in e.get("anno_id", [])
-            if str(a).lstrip("-").isdigit()
-        ]
-        next_id = max(existing, default=-1) + 1
+            raise ValueError(f"{self.meta_file}: expected {{'videos': {{video: {{...}}}}}}")
+        for video, info in videos.items():
+            if not isinstance(info, dict) or not isinstance(info.get("frames"), list) or \
+                    not isinstance(info.get("expressions"), dict):
+                raise ValueError(
+                    f"{self.meta_file}: video {video!r} lacks a 'frames' list or an "
+                    "'expressions' dict"
+                )
+        self.anno_id_rule = self._choose_rule(videos, rule)
+        assigned = sa2va_anno_ids(videos)
         parsed: dict[str, dict] = {}
         for video in sorted(videos):
             info = videos[video]
-            if "frames" not in info or "expressions" not in info:
-                raise ValueError(
-                    f"{self.meta_file}: video {video!r} lacks 'frames' or 'expressions'"
-                )
             expressions = {}
-            for exp_id in natural_sorted(list(info["expressions"])):
+            for exp_id in sorted(info["expressions"]):  # Sa2VA's order (refVOS.py)
                 entry = info["expressions"][exp_id]
-                if "anno_id" in entry:
-                    anno_ids = tuple(str(a) for a in entry["anno_id"])
+                if not isinstance(entry, dict):
+                    raise ValueError(f"{self.meta_file}: {video}/{exp_id} is not a dict")
+                in_file = tuple(str(a) for a in entry.get("anno_id", ()))
+                if self.anno_id_rule == "file":
+                    anno_ids = in_file
                 else:
-                    anno_ids = (str(next_id),)
-                    next_id += 1
+                    anno_ids = (assigned[video, exp_id],)
+                    self.overwritten_anno_ids += bool(in_file) and in_file != anno_ids
                 obj_ids = entry.get("obj_id", [])
                 obj_ids = tuple(obj_ids) if isinstance(obj_ids, list) else (obj_ids,)
                 expressions[exp_id] = Expression(
                     video, exp_id, str(entry.get("exp", "")), obj_ids, anno_ids
                 )
             parsed[video] = {"frames": [str(f) for f in info["frames"]], "expressions": expressions}
+        if self.overwritten_anno_ids:
+            logger.warning(
+                "%s: anno_id rule 'sa2va' replaced the file's anno_id of %d expressions "
+                "(as Sa2VA's evaluation does)", self.meta_file, self.overwritten_anno_ids)
         return parsed
+
+    def _choose_rule(self, videos: dict, rule: str) -> str:
+        """The rule applied: "file" or "sa2va" (see the module docstring)."""
+        lacking = [f"{v}/{e}" for v in sorted(videos) for e in sorted(videos[v]["expressions"])
+                   if not isinstance(videos[v]["expressions"][e], dict)
+                   or "anno_id" not in videos[v]["expressions"][e]]
+        total = sum(len(v["expressions"]) for v in videos.values())
+        if rule == "sa2va" or (rule == "auto" and total and len(lacking) == total):
+            return "sa2va"
+        if lacking:
+            how = ("anno_id_rule 'file' needs one for every expression"
+                   if rule == "file" else "a file with some but not all is ambiguous")
+            raise ValueError(
+                f"{self.meta_file}: {len(lacking)} of {total} expressions have no 'anno_id' "
+                f"(e.g. {', '.join(lacking[:3])}); {how}. Choose anno_id_rule 'sa2va' "
+                "(Sa2VA's numbering of every expression) or add the missing anno_ids"
+            )
+        return "file"
+
+    def describe_anno_ids(self) -> str:
+        """One line saying which anno_id rule this split applies (for logs and reports)."""
+        if self.anno_id_rule == "file":
+            return "anno_id rule 'file': the anno_id lists of meta_expressions.json"
+        note = (f"; replaced {self.overwritten_anno_ids} anno_ids of the file"
+                if self.overwritten_anno_ids else "")
+        return ("anno_id rule 'sa2va': assigned as Sa2VA/VISA do (videos by name, expression "
+                f"ids sorted as strings, counting from 0 across videos){note}")
 
     @property
     def has_masks(self) -> bool:
@@ -166,7 +239,7 @@ class RefVOSSplit:
         return self.videos[video]["expressions"]
 
     def iter_expressions(self) -> Iterator[Expression]:
-        """All expressions: videos by name, expression ids in natural order."""
+        """All expressions: videos by name, expression ids sorted as strings (Sa2VA's order)."""
         for video in self.videos:
             yield from self.expressions(video).values()
 
@@ -211,10 +284,9 @@ class RefVOSSplit:
             if self.mask_file.suffix == ".pkl":
                 # The dataset's own format (Sa2VA ships Ref-DAVIS17 as a pickle); only load
                 # files from a trusted dataset directory.
-                with open(self.mask_file, "rb") as f:
-                    data = pickle.load(f)
+                data = read_pickle(self.mask_file, "mask_dict pickle")
             else:
-                data = json.loads(self.mask_file.read_text())
+                data = read_json(self.mask_file, "mask_dict file")
             if not isinstance(data, dict):
                 raise ValueError(f"{self.mask_file}: expected a dict of anno_id -> RLE list")
             self._mask_dict = {str(k): v for k, v in data.items()}
@@ -276,89 +348,3 @@ class RefVOSSplit:
                 if mask is not None:
                     out[t] |= mask
         return out
-
-
-def write_refvos_split(
-    root: str | Path,
-    videos: Mapping[str, Mapping],
-    *,
-    with_masks: bool = True,
-    mask_format: str = "json",
-    write_anno_ids: bool = True,
-) -> Path:
-    """Write a split in the referring-video layout (used by tests and the synthetic data).
-
-    Args:
-        root: Split directory to create.
-        videos: {video: spec}, spec keys:
-            "frames": frame names (default "00000", "00001", ...);
-            "masks": {anno_id: (T, H, W) array (bool or numeric) or a list of T (H, W)
-                arrays / None (None = absent, written as null)};
-            "expressions": {exp_id: {"exp": str, "anno_id": [...], "obj_id": [...]}}
-                ("obj_id" defaults to the anno_ids as ints when they are digits);
-            "images": optional (T, H, W, 3) uint8 frames; else mid-grey frames of "size"
-                or of the masks' size;
-            "size": optional (H, W) when there are no masks.
-        with_masks: Write mask_dict (False for a split scored by a server).
-        mask_format: "json" or "pkl".
-        write_anno_ids: Write the expressions' "anno_id" (False mimics Ref-YTVOS files).
-
-    Returns:
-        `root` as a Path.
-
-    Raises:
-        ValueError: On inconsistent frame counts or sizes, or an anno_id written twice.
-    """
-    root = Path(root)
-    meta: dict = {"videos": {}}
-    mask_dict: dict[str, list] = {}
-    for video, spec in videos.items():
-        masks = spec.get("masks", {})
-        n = len(spec["frames"]) if "frames" in spec else len(next(iter(masks.values())))
-        frames = list(spec.get("frames", [f"{t:05d}" for t in range(n)]))
-        size = tuple(spec["size"]) if "size" in spec else None
-        for anno_id, per_frame in masks.items():
-            if len(per_frame) != len(frames):
-                raise ValueError(
-                    f"video {video!r} anno {anno_id!r}: {len(per_frame)} masks, "
-                    f"{len(frames)} frames"
-                )
-            if str(anno_id) in mask_dict:
-                raise ValueError(f"anno_id {anno_id!r} written twice")
-            mask_dict[str(anno_id)] = [None if m is None else encode_mask(m) for m in per_frame]
-            for m in per_frame:
-                if m is not None:
-                    shape = tuple(np.shape(m))
-                    if size is not None and shape != size:
-                        raise ValueError(f"video {video!r}: mask size {shape} != {size}")
-                    size = shape
-        images = spec.get("images")
-        if images is None and size is None:
-            raise ValueError(f"video {video!r}: give 'images', 'size' or non-empty masks")
-        if images is None:
-            images = np.full((len(frames), *size, 3), 128, dtype=np.uint8)
-        image_dir = root / IMAGE_DIR / video
-        image_dir.mkdir(parents=True, exist_ok=True)
-        for frame, image in zip(frames, images, strict=True):
-            Image.fromarray(np.asarray(image, dtype=np.uint8)).save(image_dir / f"{frame}.jpg")
-        expressions = {}
-        for exp_id, entry in spec.get("expressions", {}).items():
-            anno_ids = list(entry.get("anno_id", []))
-            default_obj = [int(a) if str(a).isdigit() else a for a in anno_ids]
-            out = {"exp": entry.get("exp", ""), "obj_id": list(entry.get("obj_id", default_obj))}
-            if write_anno_ids:
-                out["anno_id"] = anno_ids
-            expressions[str(exp_id)] = out
-        meta["videos"][video] = {"frames": frames, "expressions": expressions}
-    root.mkdir(parents=True, exist_ok=True)
-    (root / META_FILE).write_text(json.dumps(meta))
-    if with_masks:
-        if mask_format == "json":
-            (root / "mask_dict.json").write_text(json.dumps(mask_dict))
-        elif mask_format == "pkl":
-            with open(root / "mask_dict.pkl", "wb") as f:
-                pickle.dump(mask_dict, f)
-        else:
-            raise ValueError(f"mask_format must be 'json' or 'pkl', got {mask_format!r}")
-    logger.debug("wrote referring-video split with %d videos to %s", len(videos), root)
-    return root

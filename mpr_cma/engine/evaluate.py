@@ -3,8 +3,9 @@
 `build_eval_model` builds the config's model without its pretrained base weights (the
 checkpoint replaces them all; loading InternVL / SAM-2 first would only cost time) and
 loads the checkpoint strictly (`load_eval_checkpoint`), or keeps the random init when asked
-explicitly. `split_location` maps (dataset, split) to DATA_ROOT paths of data/README.md;
-`evaluate_split` runs `run_refcoco` / `run_refvos` on it.
+explicitly. `split_location` maps (dataset, split) to DATA_ROOT paths of data/README.md,
+in our layout or Sa2VA's (`mpr_cma.datasets.layouts`); `evaluate_split` runs
+`run_refcoco` / `run_refvos` on it.
 """
 
 import logging
@@ -14,7 +15,9 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
+from mpr_cma.datasets.layouts import find_meta_file, locate_refcoco, locate_video_split
 from mpr_cma.datasets.refcoco_format import instances_path, read_refs, refs_path
+from mpr_cma.datasets.refvos_format import DATASET_ANNO_ID_RULES
 from mpr_cma.engine.eval_checkpoint import load_eval_checkpoint, resolve_checkpoint
 from mpr_cma.engine.inference_runner import run_refcoco, run_refvos
 from mpr_cma.registry import MODELS
@@ -77,22 +80,37 @@ def build_eval_model(config: str | Path, checkpoint: str | Path | None,
     return model, info
 
 
-def split_location(data_root: str | Path, dataset: str, split: str) -> Path:
-    """DATA_ROOT/<dataset> for RefCOCO/+/g, the split folder for the video datasets."""
+def split_location(data_root: str | Path, dataset: str, split: str,
+                   layout: str = "auto") -> Path:
+    """The annotation folder (<ann_root>/<dataset>) for RefCOCO/+/g, the split folder for
+    the video datasets, in `layout` ("auto": ours, else Sa2VA's where its files exist)."""
     if dataset in REFCOCO:
-        return Path(data_root) / dataset
-    return Path(data_root) / VIDEO_DIRS[dataset] / split
+        return locate_refcoco(data_root, dataset, layout).ann_root / dataset
+    return locate_video_split(data_root, VIDEO_DIRS[dataset], split, layout)
 
 
-def missing_data(data_root: str | Path, dataset: str, split: str) -> str | None:
-    """Why (dataset, split) cannot be evaluated from `data_root` (a message), or None."""
+def _expected_files(data_root: str | Path, dataset: str, split: str, layout: str) -> list[Path]:
+    folder = split_location(data_root, dataset, split, layout)
     if dataset in REFCOCO:
-        files = [instances_path(data_root, dataset), refs_path(data_root, dataset)]
-    else:
-        files = [split_location(data_root, dataset, split) / "meta_expressions.json"]
+        return [instances_path(folder.parent, dataset), refs_path(folder.parent, dataset)]
+    return [find_meta_file(folder) or folder / "meta_expressions.json"]
+
+
+def missing_data(data_root: str | Path, dataset: str, split: str,
+                 layout: str = "auto") -> str | None:
+    """Why (dataset, split) cannot be evaluated from `data_root` (a message), or None.
+
+    Raises:
+        CorruptFileError: the refs pickle of a RefCOCO dataset cannot be read.
+    """
+    files = _expected_files(data_root, dataset, split, layout)
     absent = [str(f) for f in files if not f.is_file()]
     if absent:
-        return f"{dataset} {split}: data not found: {', '.join(absent)}"
+        message = f"{dataset} {split}: data not found: {', '.join(absent)}"
+        if layout == "auto":
+            other = _expected_files(data_root, dataset, split, "sa2va")
+            message += f" (nor in Sa2VA's layout: {', '.join(str(f) for f in other)})"
+        return message
     if dataset in REFCOCO:
         splits = sorted({ref["split"] for ref in read_refs(files[1])})
         if split not in splits:
@@ -103,7 +121,8 @@ def missing_data(data_root: str | Path, dataset: str, split: str) -> str | None:
 def evaluate_split(model, dataset: str, split: str, data_root: str | Path, work_dir: Path, *,
                    answer: str | None = None, max_tiles: int = 12, num_key_frames: int = 5,
                    max_new_tokens: int = 32, save_masks: bool = False,
-                   progress: bool = True) -> dict | None:
+                   progress: bool = True, layout: str = "auto", gt_rule: str = "union",
+                   anno_id_rule: str | None = None) -> dict | None:
     """Predict and score one split; rank 0 gets {"metrics", "per_item", "timings", ...}.
 
     Args:
@@ -114,11 +133,18 @@ def evaluate_split(model, dataset: str, split: str, data_root: str | Path, work_
         answer, max_tiles, num_key_frames, max_new_tokens: predict-path options.
         save_masks: write the predicted masks as PNGs under `work_dir`/masks.
         progress: show progress bars.
+        layout: data layout, "auto", "mpr_cma" or "sa2va" (`mpr_cma.datasets.layouts`).
+        gt_rule: RefCOCO ground truth of several polygons, "union" or "sa2va"
+            (`mpr_cma.datasets.refcoco_masks`).
+        anno_id_rule: video anno_ids, "auto", "file" or "sa2va"; None = the dataset's
+            Sa2VA rule (`DATASET_ANNO_ID_RULES`: "sa2va" for davis17, else "auto").
     """
     masks_dir = work_dir / "masks" if save_masks else None
     common = dict(answer=answer, max_new_tokens=max_new_tokens, save_masks_dir=masks_dir,
                   progress=progress)
     if dataset in REFCOCO:
-        return run_refcoco(model, data_root, dataset, split, max_tiles=max_tiles, **common)
-    return run_refvos(model, split_location(data_root, dataset, split), dataset, work_dir,
-                      num_key_frames=num_key_frames, **common)
+        return run_refcoco(model, data_root, dataset, split, max_tiles=max_tiles,
+                           layout=layout, gt_rule=gt_rule, **common)
+    rule = anno_id_rule or DATASET_ANNO_ID_RULES.get(dataset, "auto")
+    return run_refvos(model, split_location(data_root, dataset, split, layout), dataset,
+                      work_dir, num_key_frames=num_key_frames, anno_id_rule=rule, **common)

@@ -118,18 +118,23 @@ def _save_png(path: Path, mask) -> None:
 # ---------------------------------------------------------------------- RefCOCO/+/g
 def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
                 answer: str | None = None, max_tiles: int = 12, max_new_tokens: int = 32,
-                save_masks_dir: Path | None = None, progress: bool = True) -> dict | None:
+                save_masks_dir: Path | None = None, progress: bool = True,
+                layout: str = "auto", gt_rule: str = "union") -> dict | None:
     """Predict and score one RefCOCO/+/g split (sharded over the ranks).
 
     Args:
         model: `Sa2VAMBA` on its device.
-        data_root: DATA_ROOT with refcoco/, refcoco+/, refcocog/, coco2014/train2014.
+        data_root: DATA_ROOT with refcoco/, refcoco+/, refcocog/, coco2014/train2014 (or
+            Sa2VA's ref_seg/ and glamm_data/images/coco2014/train2014, see `layout`).
         dataset: "refcoco", "refcoco+" or "refcocog" (umd split for refcocog).
         split: e.g. "val", "testA", "test".
         answer: teacher-forced answer (None: greedy generation, the benchmark setting).
         max_tiles, max_new_tokens: as `predict_image`.
         save_masks_dir: also write the predicted masks as `<dir>/<item_id>.png`.
         progress: show a tqdm bar (rank 0).
+        layout: "auto", "mpr_cma" or "sa2va" (`mpr_cma.datasets.layouts.locate_refcoco`).
+        gt_rule: ground truth of annotations made of several polygons: "union" (the true
+            mask) or "sa2va" (Sa2VA's evaluation), see `mpr_cma.datasets.refcoco_masks`.
 
     Returns:
         On rank 0 {"metrics", "per_item", "timings"}; None on the other ranks.
@@ -137,7 +142,8 @@ def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
     timer = StageTimer()
     rank, world = world_info()
     with timer("data"):
-        items = refcoco_sentence_items(load_refcoco(data_root, dataset, split=split))
+        items = refcoco_sentence_items(load_refcoco(data_root, dataset, split=split,
+                                                    layout=layout))
     if not items:
         raise ValueError(f"{data_root}/{dataset}: split {split!r} has no sentence")
     preds = []
@@ -156,42 +162,49 @@ def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
                 _save_png(save_masks_dir / f"{item_id}.png", out["mask"])
     with timer("post_processing"):
         merged = gather_to_main(preds)
-        result = None if merged is None else _score_refcoco(dataset, split, items, merged)
+        result = None if merged is None else _score_refcoco(dataset, split, items, merged,
+                                                            gt_rule)
     timings = timer.summary()
     if result is not None:
         result["timings"] = timings
     return result
 
 
-def _score_refcoco(dataset: str, split: str, items: list, preds: list[dict]) -> dict:
+def _score_refcoco(dataset: str, split: str, items: list, preds: list[dict],
+                   gt_rule: str = "union") -> dict:
     evaluator = RefCOCOEvaluator(dataset=dataset, split=split)
     per_item = {}
     for (item_id, record, sentence), pred in zip(items, preds, strict=True):
         if pred["item_id"] != item_id:
             raise RuntimeError(f"gathered prediction {pred['item_id']} in place of {item_id}")
-        iou = evaluator.process(decode_rle(pred["rle"]), ref_mask(record), item_id)
+        iou = evaluator.process(decode_rle(pred["rle"]), ref_mask(record, gt_rule), item_id)
         per_item[item_id] = {"iou": iou, "has_seg": pred["has_seg"], "sentence": sentence,
                              "answer": pred["answer"]}
     metrics = evaluator.compute()
     metrics.pop("per_item")
     metrics["no_seg"] = sum(1 for p in preds if not p["has_seg"])
+    metrics["gt_rule"] = gt_rule
     return {"metrics": metrics, "per_item": per_item}
 
 
 # ---------------------------------------------------------------------- referring video
 def run_refvos(model, split_root: str | Path, dataset: str, work_dir: Path, *,
                answer: str | None = None, num_key_frames: int = 5, max_new_tokens: int = 32,
-               save_masks_dir: Path | None = None, progress: bool = True) -> dict | None:
+               save_masks_dir: Path | None = None, progress: bool = True,
+               anno_id_rule: str = "auto") -> dict | None:
     """Predict and score (or, for "mevis", package) one referring-video split.
 
     Args:
         model: `Sa2VAMBA` on its device.
-        split_root: split folder (JPEGImages/, meta_expressions.json, mask_dict.*).
+        split_root: split folder (JPEGImages/, meta_expressions.json, mask_dict.*; the meta
+            may lie in ../meta_expressions/<split>/ as in Sa2VA's Ref-DAVIS17 folder).
         dataset: "davis17", "mevis_u" (scored here) or "mevis" (submission zip).
         work_dir: where rank 0 writes predictions.json (and submission.zip).
         answer, num_key_frames, max_new_tokens: as `predict_video`.
         save_masks_dir: also write `<dir>/<video>/<exp_id>/<frame>.png` (0/255).
         progress: show tqdm bars (rank 0).
+        anno_id_rule: "auto", "file" or "sa2va" (`RefVOSSplit`; Sa2VA's Ref-DAVIS17
+            evaluation: "sa2va").
 
     Returns:
         On rank 0 {"metrics", "per_item", "missing", "predictions", "timings"}; None elsewhere.
@@ -199,7 +212,8 @@ def run_refvos(model, split_root: str | Path, dataset: str, work_dir: Path, *,
     timer = StageTimer()
     rank, world = world_info()
     with timer("data"):
-        split = RefVOSSplit(split_root)
+        split = RefVOSSplit(split_root, anno_id_rule=anno_id_rule)
+        logger.info("%s: %s", split.meta_file, split.describe_anno_ids())
         expressions = list(split.iter_expressions())
     if not expressions:
         raise ValueError(f"{split.meta_file}: no expression")

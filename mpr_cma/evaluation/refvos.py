@@ -23,7 +23,6 @@ folder) unless ``allow_missing``, in which case they are scored as empty masks a
 under "missing" in the results.
 """
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from mmengine.evaluator import BaseMetric
 from PIL import Image
 from tqdm import tqdm
 
+from mpr_cma.datasets.files import read_json
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.datasets.rle import decode_rle
 from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
@@ -125,6 +125,7 @@ class RleJsonPredictions:
 
     Raises:
         FileNotFoundError: If the file does not exist.
+        CorruptFileError: If it is not valid JSON (e.g. truncated).
         PredictionError: If it is not in that format.
     """
 
@@ -132,10 +133,13 @@ class RleJsonPredictions:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"prediction file not found: {self.path}")
-        data = json.loads(self.path.read_text())
+        data = read_json(self.path, "predictions file (Sa2VA results.json)")
         if isinstance(data, list):
             grouped: dict = {}
-            for item in data:
+            for i, item in enumerate(data):
+                if not isinstance(item, dict) or not {"video_id", "exp_id"} <= set(item):
+                    raise PredictionError(f"{self.path}: item #{i} of the list lacks "
+                                          "'video_id' / 'exp_id'")
                 grouped.setdefault(str(item["video_id"]), {})[str(item["exp_id"])] = item
             data = grouped
         if not isinstance(data, dict) or {"dataset", "metrics"} <= set(data):
@@ -399,7 +403,8 @@ def evaluate_predictions(
     """Score saved predictions against a split.
 
     Returns:
-        :meth:`RefVOSEvaluator.compute_metrics`'s dict plus "missing" (the report of
+        :meth:`RefVOSEvaluator.compute_metrics`'s dict plus "anno_id_rule" (the split's
+        applied rule, "file" or "sa2va") and "missing" (the report of
         :func:`check_prediction_index`, empty lists when nothing is missing).
 
     Raises:
@@ -439,5 +444,6 @@ def evaluate_predictions(
             [{"video": video, "exp_id": exp_id, "pred_masks": pred, "missing_frames": n_missing}],
         )
     result = evaluator.compute_metrics(evaluator.results)
+    result["anno_id_rule"] = split.anno_id_rule
     result["missing"] = missing
     return result

@@ -113,3 +113,55 @@ def test_wrong_data_root_fails_at_start(tmp_path, root):
         build(path)
     with pytest.raises(ValueError, match="sam2_frames"):
         build(path, sam2_frames="all")
+
+
+# ------------------------------------------- Sa2VA's numbering and folders (Ref-DAVIS17)
+@pytest.mark.parametrize("layout", ["sa2va", "mpr_cma"])
+def test_every_expression_trains_on_its_own_object(tmp_path, layout):
+    """VISA-keyed pickle, meta without anno_ids: each sampled expression's masks are its
+    object's (tests/datasets/_ref_davis.py; the old natural-order rule got 18 of 29 wrong)."""
+    from tests.datasets import _ref_davis as davis
+
+    files = davis.write_ref_davis(tmp_path, layout)
+    ds = build(files["split"], max_objects=12, frame_mode="first", max_length=100_000)
+    assert ds.split.anno_id_rule == "sa2va" and ds.split.meta_file == files["meta"]
+    seen = set()
+    for index, video in enumerate(ds.videos):
+        for _ in range(3):  # every expression of a video within a few draws of 12
+            sample = ds[index]
+            assert sample["meta"]["video"] == video
+            key = sample["meta"]["key_frames"]
+            for k, exp_id in enumerate(sample["meta"]["exp_ids"]):
+                truth = torch.from_numpy(davis.truth_mask(video, exp_id)[key])
+                assert torch.equal(sample["masks"][k], truth), (video, exp_id)
+                seen.add((video, exp_id))
+    assert len(seen) == davis.NUM_EXPRESSIONS
+
+
+def test_sa2va_rvos_folders(tmp_path):
+    """Sa2VA's Ref-YTVOS train: rvos/train/JPEGImages, rvos/meta_expressions/train/,
+    rvos/mask_dict.pkl (one folder up), no anno_id in the meta."""
+    from tests.datasets import _ref_davis as davis
+
+    files = davis.write_ref_davis(tmp_path, "sa2va")
+    rvos = tmp_path / "video_datas" / "rvos"
+    files["split"].parent.rename(rvos)
+    (rvos / "valid").rename(rvos / "train")
+    (rvos / "meta_expressions" / "valid").rename(rvos / "meta_expressions" / "train")
+    (rvos / "train" / "mask_dict.pkl").rename(rvos / "mask_dict.pkl")
+    ds = build(rvos / "train", max_objects=2, frame_mode="first")
+    assert ds.split.mask_file == rvos / "mask_dict.pkl"
+    sample = ds[ds.videos.index("gold-fish")]
+    for k, exp_id in enumerate(sample["meta"]["exp_ids"]):
+        truth = davis.truth_mask("gold-fish", exp_id)[sample["meta"]["key_frames"]]
+        assert torch.equal(sample["masks"][k], torch.from_numpy(truth))
+
+
+def test_corrupt_mask_dict_fails_at_start(tmp_path):
+    from mpr_cma.datasets import CorruptFileError
+    from tests.datasets import _ref_davis as davis
+
+    files = davis.write_ref_davis(tmp_path, "sa2va", videos=["car-shadow"])
+    files["mask_dict"].write_bytes(files["mask_dict"].read_bytes()[:20])
+    with pytest.raises(CorruptFileError, match=r"mask_dict.pkl: corrupt mask_dict pickle"):
+        build(files["split"])

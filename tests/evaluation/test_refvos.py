@@ -144,7 +144,8 @@ def test_missing_anno_ids_are_assigned_deterministically(tmp_path: Path) -> None
     videos = fixture_videos()
     root = write_refvos_split(tmp_path / "s", videos, write_anno_ids=False, with_masks=False)
     split = RefVOSSplit(root)
-    # No integer anno_id in the file: ids count from 0, videos by name, exp ids in order.
+    # No anno_id in the file: Sa2VA's numbering, from 0, videos by name, exp ids sorted
+    # as strings (tests/datasets/test_refvos_format.py has ids where that order matters).
     got = [(e.video, e.exp_id, e.anno_ids) for e in split.iter_expressions()]
     assert got == [
         ("v1", "0", ("0",)),

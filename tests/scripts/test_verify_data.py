@@ -12,6 +12,8 @@ import pytest
 
 from mpr_cma.datasets.refcoco_format import instances_path, refs_path
 from mpr_cma.datasets.refvos_format import write_refvos_split
+from tests.datasets import _ref_davis as davis
+from tests.datasets.test_layouts import to_sa2va_refcoco
 from tests.datasets.test_refcoco_format import IMAGE_DIR, build_refcoco_root, image_name
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_data.py"
@@ -133,7 +135,10 @@ def build_refvos_root(root: Path) -> None:
     }
     write_refvos_split(root / "mevis" / "train", videos)
     write_refvos_split(root / "mevis" / "valid", videos, with_masks=False)
-    write_refvos_split(root / "davis17" / "valid", videos, mask_format="pkl")
+    # Ref-DAVIS17 as released: no anno_id in the meta (Sa2VA's numbering: cat/0 -> "0",
+    # cat/1 -> "1", dog/0 -> "2", the keys of the pickle)
+    write_refvos_split(root / "davis17" / "valid", videos, mask_format="pkl",
+                       write_anno_ids=False)
 
 
 def test_refvos_clean_and_injected(tmp_path, verify_data):
@@ -158,3 +163,92 @@ def test_refvos_clean_and_injected(tmp_path, verify_data):
                               "frame_count_mismatch": 1, "mask_size_mismatch": 1}
     (tmp_path / "mevis" / "valid" / "meta_expressions.json").unlink()
     assert verify_data.verify(tmp_path, only=["mevis"]).count("missing_file") == 1
+
+
+def test_refvos_notes_say_the_anno_id_rule(tmp_path, verify_data):
+    build_refvos_root(tmp_path)
+    notes = verify_data.verify(tmp_path).notes
+    davis17 = next(n for n in notes if "davis17" in n)
+    mevis = next(n for n in notes if "mevis/train" in n)
+    assert "anno_id rule 'sa2va'" in davis17 and "anno_id rule 'file'" in mevis
+
+
+# ------------------------------------------------------------------ Sa2VA's folders
+
+
+def test_sa2va_folders_pass(tmp_path, verify_data, capsys):
+    build_refcoco_root(tmp_path, "refcoco")
+    to_sa2va_refcoco(tmp_path)
+    davis.write_ref_davis(tmp_path, "sa2va")
+    report = verify_data.verify(tmp_path, check_images=True)
+    assert report.ok, report.format()
+    refcoco, split = report.notes[0], report.notes[1]
+    assert "sa2va layout" in refcoco and "glamm_data/images/coco2014/train2014" in refcoco
+    assert "video_datas/davis17/valid: 4 videos, 29 expressions, anno_id rule 'sa2va'" in split
+    assert "meta_expressions/valid/meta_expressions.json" in split
+    # Sa2VA's Ref-YTVOS training loader numbers videos in file order (not sorted here):
+    assert any("not in name order" in n for n in report.notes)
+    assert verify_data.main([str(tmp_path), "--data-layout", "sa2va"]) == 0
+    assert verify_data.verify(tmp_path, layout="mpr_cma").count("no_datasets") == 1
+
+
+def test_numbering_that_does_not_fit_the_pickle(tmp_path, verify_data):
+    """A mask_dict keyed in natural order (the old rule) under Sa2VA's numbering: the
+    expressions of one object get different masks."""
+    files = davis.write_ref_davis(tmp_path, "mpr_cma")
+    videos = json.loads(files["meta"].read_text())["videos"]
+    visa = davis.visa_mask_dict(videos)
+    by_key = {key: visa[str(i)] for key, i in davis.visa_numbering(videos).items()}
+    natural = {str(i): by_key[key] for key, i in davis.natural_numbering(videos).items()}
+    files["mask_dict"].write_bytes(pickle.dumps(natural))
+    report = verify_data.verify(tmp_path, only=["davis17"])
+    assert set(counts(report)) == {"anno_id_object_mismatch"}
+    # One problem per expression whose mask (the object of the expression that natural
+    # order gave its id) differs from that of the first expression of its object.
+    sa2va = davis.visa_numbering(videos)
+    holder = {i: key for key, i in davis.natural_numbering(videos).items()}
+    want = 0
+    for video, (_, objects, _) in davis.VIDEOS.items():
+        first: dict[int, int] = {}
+        for exp_id in sorted(objects):
+            shown = davis.VIDEOS[video][1][holder[sa2va[video, exp_id]][1]]
+            want += first.setdefault(objects[exp_id], shown) != shown
+    assert want > 10 and counts(report)["anno_id_object_mismatch"] == want
+    assert "does not fit this mask_dict" in report.problems["anno_id_object_mismatch"][0]
+    del visa[str(davis.NUM_EXPRESSIONS - 1)]  # the last expression: gold-fish/9
+    files["mask_dict"].write_bytes(pickle.dumps(visa))
+    report = verify_data.verify(tmp_path, only=["davis17"])
+    assert counts(report) == {"dangling_anno_id": 1}
+    assert report.problems["dangling_anno_id"][0] == (
+        "valid/gold-fish/9 -> anno_id 28 (assigned by the 'sa2va' rule)")
+
+
+# ------------------------------------------------------------------ corrupt files
+
+
+@pytest.mark.parametrize("name", ["instances.json", "refs(unc).p", "mask_dict.json",
+                                  "mask_dict.pkl", "meta_expressions.json"])
+def test_corrupt_files_are_one_line(tmp_path, verify_data, name):
+    build_refcoco_root(tmp_path, "refcoco")
+    build_refvos_root(tmp_path)
+    path = {"instances.json": instances_path(tmp_path, "refcoco"),
+            "refs(unc).p": refs_path(tmp_path, "refcoco"),
+            "mask_dict.json": tmp_path / "mevis" / "train" / "mask_dict.json",
+            "mask_dict.pkl": tmp_path / "davis17" / "valid" / "mask_dict.pkl",
+            "meta_expressions.json": tmp_path / "mevis" / "valid" / "meta_expressions.json",
+            }[name]
+    path.write_bytes(path.read_bytes()[:30])
+    report = verify_data.verify(tmp_path)
+    assert counts(report) == {"unreadable_file": 1}
+    message = report.problems["unreadable_file"][0]
+    assert message.startswith(f"{path}: corrupt ") and "\n" not in message
+
+
+def test_corrupt_file_exit_status_without_traceback(tmp_path):
+    build_refvos_root(tmp_path)
+    path = tmp_path / "davis17" / "valid" / "mask_dict.pkl"
+    path.write_bytes(path.read_bytes()[:30])
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"unreadable_file: 1\n    - {path}: corrupt mask_dict pickle" in result.stdout

@@ -101,10 +101,14 @@ def test_png_folder_scores_hand_computed_value(data: dict[str, Path]) -> None:
 
 def test_sa2va_json_with_sha256(data: dict[str, Path], tmp_path: Path) -> None:
     pred = write_json_predictions(tmp_path / "results_sa2va.json", fixture_predictions())
+    # The fixture's mask_dict is keyed by the file's anno_ids (MeViS style); davis17 would
+    # number the expressions Sa2VA's way (tests/tools/test_test_davis17.py), so say "file".
     proc = run_cli(
         "--eval-only",
         "--dataset",
         "davis17",
+        "--anno-id-rule",
+        "file",
         "--gt",
         str(data["gt"]),
         "--pred",
@@ -118,6 +122,7 @@ def test_sa2va_json_with_sha256(data: dict[str, Path], tmp_path: Path) -> None:
     assert results["checkpoint_sha256"] == hashlib.sha256(pred.read_bytes()).hexdigest()
     assert results["split"] == "valid"
     assert results["metrics"]["J&F"] == pytest.approx(EXPECTED_JF, abs=1e-12)
+    assert results["metrics"]["anno_id_rule"] == "file"
     assert "not the ReferFormer annotator average" in results["metrics"]["protocol_note"]
 
 
