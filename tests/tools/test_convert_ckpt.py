@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.consolidate import (
     MODEL_STATES,
     build_model,
@@ -78,7 +78,7 @@ def test_zero2_round_trip_is_lossless(zero2_run, image, tmp_path, capsys):
     assert all(torch.equal(module.state_dict[k], master.state_dict[k])
                for k in module.state_dict)
     # Identical predictions: the trained checkpoint, its HF export, the re-imported one.
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     results = []
     for source in (ckpt, tmp_path / "hf1", tmp_path / "init.pth"):
         model = build_model(cfg, pretrained=False, seed=1)
@@ -125,7 +125,7 @@ def test_corrupted_checkpoint_files_are_named(zero2_run, tmp_path):
 
 
 def test_mmengine_pth_without_frozen_parameters_is_completed(tmp_path, capsys):
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     model = build_model(cfg, pretrained=False, seed=3)
     trainable = {k for k, p in model.named_parameters() if p.requires_grad}
     state = {k: v for k, v in model.state_dict().items() if k in trainable}

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mmengine.config import Config
 from PIL import Image
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.consolidate import build_model
 from mpr_cma.models.checkpoint import save_sa2va_hf
 
@@ -30,7 +30,7 @@ predict = _tool("predict")
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory) -> Path:
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     folder = tmp_path_factory.mktemp("hf") / "tiny"
     save_sa2va_hf(build_model(cfg, pretrained=False), folder, model_config=cfg.to_dict())
     return folder
