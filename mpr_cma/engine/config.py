@@ -11,8 +11,8 @@ file and every command-line override is merged:
 - `'${data_root}/mevis/train'`: a reference inside a longer string is interpolated.
 - `'$${'` is a literal `'${'`.
 
-Writing to a place that holds a pure-name reference writes its source, so every setting
-has one source: a leaf's `model = dict(grounding=dict(mba=dict(top_k=8)))` over a base
+Writing to a nested place that holds a pure-name reference writes that field, so every
+setting has one source: a leaf's `model = dict(grounding=dict(mba=dict(top_k=8)))` over a base
 whose `model.grounding.mba` is `'${mba}'` merges `top_k=8` into the top-level `mba`, and
 `--cfg-options train_cfg.max_epochs=2` sets `max_epochs` (so the schedule follows). A
 value that is itself a reference re-points the place instead; a dict with `_delete_=True`
@@ -196,21 +196,19 @@ def resolve_references(cfg: Mapping) -> tuple[dict, set[str]]:
 
 
 # ---------------------------------------------------------------------- redirects
-def _source_of(cfg: Mapping, name: str, where: str) -> str:
-    """Follow `name = '${other}'` chains to the top-level field that holds the value."""
+def _dict_source(cfg: Mapping, name: str, where: str) -> str:
+    """The field a dict written through `'${name}'` merges into: follow `name =
+    '${other}'` aliases to the field that holds a dict (or a non-reference value)."""
     seen = [name]
-    while True:
-        if name not in cfg:
-            raise ConfigReferenceError(f"{where} holds '${{{seen[0]}}}', but the config has "
-                                       f"no top-level {name!r} to set")
-        nxt = pure_name(cfg[name])
-        if nxt is None:
-            return name
-        if nxt in seen:
+    while pure_name(cfg[name]) is not None:
+        name = pure_name(cfg[name])
+        if name in seen:
             raise ConfigReferenceError(f"{where}: references form a cycle: "
-                                       + " -> ".join(seen + [nxt]))
-        seen.append(nxt)
-        name = nxt
+                                       + " -> ".join(seen + [name]))
+        if name not in cfg:
+            break
+        seen.append(name)
+    return name
 
 
 def _take_redirects(child: dict, base: Any, where: str, redirects: list,
@@ -231,11 +229,16 @@ def _take_redirects(child: dict, base: Any, where: str, redirects: list,
             continue
         value = child[key]
         here = f"{where}.{key}" if where else str(key)
-        name = pure_name(target)
+        # A top-level field is a knob itself: setting it replaces it (`val_data_root =
+        # '/val'` over `val_data_root = '${data_root}'` does not move data_root).
+        name = pure_name(target) if where else None
         replaces = isinstance(value, Mapping) and value.get(DELETE_KEY, False)
         if name is not None and not is_reference(value):
             redirects.append((name, child.pop(key), here))
         elif isinstance(value, Mapping) and not replaces:
+            if not where and pure_name(target) is not None:
+                child[key] = {**value, DELETE_KEY: True}   # a knob set to a dict
+                continue
             if isinstance(target, str) and is_reference(target):
                 raise ConfigReferenceError(
                     f"{here}: a dict cannot be merged into the computed value {target!r}; "
@@ -246,22 +249,24 @@ def _take_redirects(child: dict, base: Any, where: str, redirects: list,
 
 
 def _apply_redirects(merged: dict, redirects: list, own: Mapping) -> dict:
-    """Write each redirected value to its source field (dicts merge, others replace)."""
+    """Write each redirected value to the field it names: a dict merges into the dict that
+    field stands for (following aliases), any other value replaces the field."""
     for name, value, where in redirects:
-        source = _source_of(merged, name, where)
-        if (source in own and not isinstance(value, Mapping)
-                and not _same(own[source], value)):
+        if name not in merged:
+            raise ConfigReferenceError(f"{where} holds '${{{name}}}', but the config has no "
+                                       f"top-level {name!r} to set")
+        if name in own and not isinstance(value, Mapping) and not _same(own[name], value):
             raise ConfigReferenceError(
-                f"{where} = {value!r} and {source} = {own[source]!r} are both set, but "
-                f"{where} is '${{{name}}}': set only {source}")
-        if isinstance(value, Mapping) and isinstance(merged[source], Mapping):
+                f"{where} = {value!r} and {name} = {own[name]!r} are both set, but "
+                f"{where} is '${{{name}}}': set only {name}")
+        merges = isinstance(value, Mapping) and not value.get(DELETE_KEY, False)
+        source = _dict_source(merged, name, where) if merges else name
+        if merges and isinstance(merged.get(source), Mapping):
             merged = Config._merge_a_into_b({source: value}, merged)
         else:
             if isinstance(value, Mapping):
-                value = dict(value)
-                value.pop(DELETE_KEY, None)
-                value = ConfigDict(value)
-            merged[source] = value
+                value = ConfigDict({k: v for k, v in value.items() if k != DELETE_KEY})
+            merged[name] = value
     return merged
 
 

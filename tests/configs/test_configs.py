@@ -100,6 +100,8 @@ def load(path: Path, data_root: Path, leaf: str | None, options: dict, tmp_path:
     """`path` with `leaf` (config lines) written over it, or with `options`."""
     base = base_options(path, data_root)
     base.pop(knob, None)   # the knob under test is not overridden by the test's setup
+    if knob == "train_dataset":   # the replacement reads no data root
+        base.pop("data_root", None)
     if leaf is None:
         return load_config(path, {**base, **options})
     file = tmp_path / "leaf.py"
@@ -280,10 +282,16 @@ def check_num_workers(path, cfg, tmp_path):
     assert build_loader(cfg).num_workers == 1
 
 
+def dataset_folder(dataset) -> Path:
+    """The folder a built dataset reads: its images (RefCOCO, LLaVA) or its split (video)."""
+    split = getattr(dataset, "split", None)
+    return Path(split.root if hasattr(split, "root") else dataset.image_root)
+
+
 def check_data_root(path, cfg, tmp_path):
-    roots = [Path(d.data_root) if hasattr(d, "data_root") else None
-             for d in datasets_of(build_loader(cfg))]
-    assert roots and all(r is not None and r.is_relative_to(tmp_path / "moved") for r in roots)
+    moved = (tmp_path / "moved").resolve()
+    folders = [dataset_folder(d).resolve() for d in datasets_of(build_loader(cfg))]
+    assert folders and all(f.is_relative_to(moved) for f in folders), folders
 
 
 def check_max_length(path, cfg, tmp_path):
@@ -410,7 +418,7 @@ def test_knob_reaches_the_built_objects(path, knob, data_root, tmp_path):
     if knob == "pretrained_root" and path in ONE_B:
         pytest.skip("the 1B model is built on meta without weights; the tiny leaves check "
                     "that the path reaches the weight loaders")
-    (tmp_path / "moved").symlink_to(data_root, target_is_directory=True)
+    shutil.copytree(data_root, tmp_path / "moved")
     values = {"weights": str(tmp_path / "weights"), "moved": str(tmp_path / "moved"),
               "tokenizer": str(tiny_tokenizer_path())}
     cfg0 = load_config(path, import_custom_modules=False)

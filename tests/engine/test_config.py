@@ -63,10 +63,16 @@ def test_a_nested_write_through_a_reference_goes_to_its_source(write):
     cfg = load_config(leaf)
     assert cfg.mba.top_k == 8 and cfg.model.grounding.other.top_k == 8   # one source
     assert cfg.max_epochs == 2 and cfg.param_scheduler[1].end == 2
-    # through a chain of references (alias -> mba) as well, and None replaces the source
+    # A dict merges through an alias (other -> alias -> mba) into mba; None replaces the
+    # field it names (alias), and a top-level field is a knob of its own.
+    cfg = load_config(write("alias.py", "_base_ = ['./base.py']\n"
+                                        "model = dict(grounding=dict(other=dict(tau=3)))\n"))
+    assert cfg.mba.tau == 3 and cfg.model.grounding.other.tau == 3
     cfg = load_config(write("none.py", "_base_ = ['./base.py']\n"
                                        "model = dict(grounding=dict(other=None))\n"))
-    assert cfg.mba is None and cfg.model.grounding.mba is None
+    assert cfg.alias is None and cfg.model.grounding.other is None and cfg.mba.top_k == 4
+    cfg = load_config(write("top.py", "_base_ = ['./base.py']\nalias = dict(top_k=1)\n"))
+    assert cfg.model.grounding.other == {"top_k": 1} and cfg.mba.top_k == 4
 
 
 def test_cfg_options_write_through_references_too(write):

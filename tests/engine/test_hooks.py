@@ -24,6 +24,8 @@ from mpr_cma.models import MaskBiasedAttention
 @pytest.mark.parametrize("iteration, max_iters, ratio, expected", [
     (0, 100, 0.05, 0.2), (4, 100, 0.05, 1.0), (50, 100, 0.05, 1.0), (1, 100, 0.05, 0.4),
     (0, 100, 0.0, 1.0), (0, 10, 1.0, 0.1), (9, 10, 1.0, 1.0),
+    # whole iterations, as mmengine's LR warm-up: int(0.34 * 6) = 2
+    (0, 6, 0.34, 0.5), (1, 6, 0.34, 1.0),
 ])
 def test_linear_warmup_scale(iteration, max_iters, ratio, expected):
     assert linear_warmup_scale(iteration, max_iters, ratio) == pytest.approx(expected)
