@@ -99,3 +99,9 @@ def test_unreadable_image_and_empty_expression_fail_clearly(tmp_path):
     with pytest.raises(SystemExit, match="image not found"):
         predict.main([str(TINY), "--image", str(tmp_path / "nope.png"), "--text", "the cat",
                       "--out", str(tmp_path / "o")])
+
+
+def test_cfg_options_reach_the_model_of_a_config():
+    args = predict.parse_args([str(TINY), "--image", "x.jpg", "--text", "the cat", "--out",
+                               "out", "--device", "cpu", "--cfg-options", "mba.top_k=2"])
+    assert predict.load_model(args).grounding.mba.router.top_k == 2
