@@ -35,8 +35,15 @@ from typing import Any
 from mmengine.config import Config, ConfigDict
 from mmengine.utils import import_modules_from_strings
 
+from mpr_cma.engine.references import (
+    ConfigReferenceError,
+    is_reference,
+    pure_name,
+    resolve_references,
+)
+
 __all__ = ["RUNNER_FIELDS", "ConfigReferenceError", "load_config", "parse_cfg_options",
-           "resolve_references"]
+           "resolve_references", "unused_fields"]
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -49,152 +56,6 @@ RUNNER_FIELDS = frozenset({
     "test_dataloader", "test_evaluator", "train_cfg", "train_dataloader", "val_cfg",
     "val_dataloader", "val_evaluator", "visualizer", "work_dir",
 })
-# Builtins available inside `${...}` expressions.
-SAFE_BUILTINS = {f.__name__: f for f in (abs, bool, dict, float, int, len, list, max, min,
-                                          round, str, sum, tuple)}
-_PURE_NAME = re.compile(r"^\$\{\s*([A-Za-z_]\w*)\s*\}$")
-
-
-class ConfigReferenceError(ValueError):
-    """A reference that cannot be resolved, or an override that would be lost."""
-
-
-# ---------------------------------------------------------------------- references
-def _segments(text: str, where: str) -> list[tuple[str, str]]:
-    """Split a string into ("text", s) and ("ref", expr) pieces; `$${` is a literal `${`."""
-    pieces, buf, i = [], [], 0
-    while i < len(text):
-        if text.startswith("$${", i):
-            buf.append("${")
-            i += 3
-        elif text.startswith("${", i):
-            depth, j = 1, i + 2
-            while j < len(text) and depth:
-                depth += {"{": 1, "}": -1}.get(text[j], 0)
-                j += 1
-            if depth:
-                raise ConfigReferenceError(f"{where}: unclosed '${{' in {text!r}")
-            if buf:
-                pieces.append(("text", "".join(buf)))
-                buf = []
-            pieces.append(("ref", text[i + 2:j - 1].strip()))
-            i = j
-        else:
-            buf.append(text[i])
-            i += 1
-    if buf:
-        pieces.append(("text", "".join(buf)))
-    return pieces
-
-
-def is_reference(value: Any) -> bool:
-    """True for a string with a `${...}` reference in it."""
-    return isinstance(value, str) and any(kind == "ref" for kind, _ in _segments(value, ""))
-
-
-def pure_name(value: Any) -> str | None:
-    """`name` for the string `'${name}'`, else None."""
-    match = _PURE_NAME.match(value) if isinstance(value, str) else None
-    return match.group(1) if match else None
-
-
-class _Resolver:
-    """Resolves the references of one config dict; remembers which names were read."""
-
-    def __init__(self, cfg: Mapping):
-        self.cfg = cfg
-        self.done: dict[str, Any] = {}
-        self.stack: list[str] = []
-        self.used: set[str] = set()
-
-    def top(self, name: str, where: str, read: bool = True) -> Any:
-        """The resolved top-level field `name`; `read`: a reference at `where` reads it."""
-        if read:
-            self.used.add(name)
-        if name in self.done:
-            return self.done[name]
-        if name not in self.cfg:
-            raise ConfigReferenceError(
-                f"{where}: the reference names {name!r}, which is not a top-level field of "
-                f"the config (top-level fields: {', '.join(sorted(self.cfg))})")
-        if name in self.stack:
-            cycle = " -> ".join(self.stack[self.stack.index(name):] + [name])
-            raise ConfigReferenceError(f"{where}: references form a cycle: {cycle}")
-        self.stack.append(name)
-        try:
-            self.done[name] = self.value(self.cfg[name], name)
-        finally:
-            self.stack.pop()
-        return self.done[name]
-
-    def value(self, node: Any, where: str) -> Any:
-        if isinstance(node, Mapping):
-            return ConfigDict({k: self.value(v, f"{where}.{k}") for k, v in node.items()})
-        if isinstance(node, list | tuple):
-            out = [self.value(v, f"{where}[{i}]") for i, v in enumerate(node)]
-            return type(node)(out)
-        if isinstance(node, str) and "${" in node:
-            return self.string(node, where)
-        return node
-
-    def string(self, text: str, where: str) -> Any:
-        pieces = _segments(text, where)
-        if len(pieces) == 1 and pieces[0][0] == "ref":
-            return copy.deepcopy(self.expression(pieces[0][1], where))
-        return "".join(s if kind == "text" else str(self.expression(s, where))
-                       for kind, s in pieces)
-
-    def expression(self, expr: str, where: str) -> Any:
-        try:
-            code = compile(expr, f"<reference at {where}>", "eval")
-        except SyntaxError as err:
-            raise ConfigReferenceError(f"{where}: '${{{expr}}}' is not a Python expression: "
-                                       f"{err.msg}") from None
-        names = _Names(self, where)
-        # Every field the expression names is read, whichever branch runs now.
-        self.used.update(n for n in code.co_names if n in self.cfg)
-        try:
-            return eval(code, {"__builtins__": SAFE_BUILTINS}, names)  # noqa: S307
-        except ConfigReferenceError:
-            raise
-        except Exception as err:  # noqa: BLE001  (any evaluation error names the key)
-            raise ConfigReferenceError(f"{where}: '${{{expr}}}' failed: "
-                                       f"{type(err).__name__}: {err}") from None
-
-
-class _Names(Mapping):
-    """The top-level fields as the local names of a `${...}` expression (resolved lazily)."""
-
-    def __init__(self, resolver: _Resolver, where: str):
-        self.resolver, self.where = resolver, where
-
-    def __getitem__(self, name: str) -> Any:
-        if name in SAFE_BUILTINS:
-            raise KeyError(name)
-        return self.resolver.top(name, self.where)
-
-    def __iter__(self):
-        return iter(self.resolver.cfg)
-
-    def __len__(self) -> int:
-        return len(self.resolver.cfg)
-
-
-def resolve_references(cfg: Mapping) -> tuple[dict, set[str]]:
-    """Resolve every `${...}` of a merged config dict.
-
-    Returns:
-        (resolved dict of ConfigDicts, names of the top-level fields that references read).
-
-    Raises:
-        ConfigReferenceError: a missing name, a cycle or a failing expression; the message
-            names the key that holds the reference.
-    """
-    resolver = _Resolver(cfg)
-    resolved = {name: resolver.top(name, name, read=False) for name in cfg}
-    return resolved, resolver.used
-
-
 # ---------------------------------------------------------------------- redirects
 def _dict_source(cfg: Mapping, name: str, where: str) -> str:
     """The field a dict written through `'${name}'` merges into: follow `name =
@@ -282,7 +143,10 @@ def _merge(child: dict, base: dict, allow_list_keys: bool = False) -> dict:
     child = copy.deepcopy(child)
     redirects: list = []
     _take_redirects(child, base, "", redirects, allow_list_keys)
-    merged = Config._merge_a_into_b(child, base, allow_list_keys=allow_list_keys)
+    try:
+        merged = Config._merge_a_into_b(child, base, allow_list_keys=allow_list_keys)
+    except TypeError as err:   # mmengine: a dict over a non-dict value
+        raise ConfigReferenceError(str(err)) from None
     return _apply_redirects(merged, redirects, child)
 
 
@@ -341,7 +205,10 @@ def _load_file(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, list[str
             raise ConfigReferenceError(f"{path}: its bases both define {sorted(duplicate)}")
         merged.update(fields)
         texts += base_texts
-    merged = _merge(_own_fields(tree, path), merged)
+    try:
+        merged = _merge(_own_fields(tree, path), merged)
+    except ConfigReferenceError as err:
+        raise ConfigReferenceError(f"{path}: {err}") from None
     return merged, texts + [f"{path}\n{text}"]
 
 

@@ -91,8 +91,11 @@ def test_conflicting_writes_and_lost_merges_are_errors(write):
         load_config(both)
     merge = write("merge.py", "_base_ = ['./base.py']\n"
                               "model = dict(tokenizer=dict(name='x'))\n")
-    with pytest.raises(ConfigReferenceError, match="model.tokenizer.*set the fields"):
+    with pytest.raises(ConfigReferenceError, match="merge.py: model.tokenizer.*set the fields"):
         load_config(merge)
+    none = write("none.py", "_base_ = ['./base.py']\nmba = None\n")
+    with pytest.raises(ConfigReferenceError, match="_delete_"):   # mmengine's rule, named
+        load_config(none, {"mba.top_k": 2})
 
 
 def test_bad_references_name_the_key(write):
