@@ -39,9 +39,11 @@ convert = _tool("convert_ckpt")
 
 @pytest.fixture(scope="module")
 def zero2_run(tmp_path_factory) -> Path:
-    """One 2-rank ZeRO-2 run, shortened to one checkpoint (8 samples: iterations 1-2)."""
+    """One 2-rank ZeRO-2 run, shortened to one checkpoint (8 samples: iterations 1-2; the
+    LR warm-up must span at least one of them: warmup_ratio 0.5)."""
     work_dir = tmp_path_factory.mktemp("zero2")
-    dist_train(work_dir, "--cfg-options", "train_dataloader.dataset.num_samples=8")
+    dist_train(work_dir, "--cfg-options", "train_dataloader.dataset.num_samples=8",
+               "warmup_ratio=0.5")
     return work_dir
 
 
@@ -151,6 +153,6 @@ def test_from_hf_output_is_accepted_by_load_from(zero2_run, tmp_path):
     torch.save(states, states_file)
     work = tmp_path / "work"
     dist_train(work, "--cfg-options", "train_dataloader.dataset.num_samples=8",
-               f"load_from={tmp_path / 'init.pth'}")
+               "warmup_ratio=0.5", f"load_from={tmp_path / 'init.pth'}")
     trained = read_checkpoint(work).state_dict
     torch.testing.assert_close(trained[key], states["module"][key].float())
