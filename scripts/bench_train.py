@@ -24,9 +24,9 @@ import statistics
 import time
 
 import torch
-from mmengine.config import Config
 
 from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
+from mpr_cma.engine.config import load_config
 from mpr_cma.registry import MODELS
 
 EXPRESSIONS = ["the red circle", "the square left of the blue triangle",
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def build(config: str, device: torch.device):
-    cfg = Config.fromfile(config).model
+    cfg = load_config(config).model
     cfg.mllm_pretrained = None
     cfg.grounding.ckpt_path = None
     torch.manual_seed(0)

@@ -14,8 +14,8 @@ import argparse
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.mllm.tokenizer import SA2VA_SPECIAL_TOKENS
 from mpr_cma.registry import MODELS
 
@@ -23,7 +23,7 @@ INTERNVL2_5_VOCAB = 151674
 
 
 def count(config: str) -> dict[str, dict[str, int]]:
-    cfg = Config.fromfile(config).model
+    cfg = load_config(config).model
     cfg.mllm_pretrained = None
     cfg.grounding.ckpt_path = None
     real_tokenizer = isinstance(cfg.tokenizer, str) and Path(cfg.tokenizer).is_dir()

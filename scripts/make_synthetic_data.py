@@ -5,7 +5,7 @@ Usage:
     python scripts/make_synthetic_data.py --out DIR --seed 1 --image-size 96 \\
         --train-images 1000 --eval-images 100 --train-videos 100 --eval-videos 30 --frames 8
 
-Writes, under --out (the data_root of configs/tiny/data_tiny.py)::
+Writes, under --out (the data_root of configs/_base_/datasets/refer_seg_tiny.py)::
 
     refcoco/instances.json, refcoco/refs(unc).p     splits train / val / testA / testB
     coco2014/train2014/COCO_train2014_<id>.jpg

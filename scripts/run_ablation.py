@@ -13,7 +13,8 @@ Rows (ROWS below; the same overrides as configs/ablations/*.py of the 1B model):
     mba_film        MBA's residual replaced by residual FiLM (Table 3), same losses
 
 For every row a config is written to OUT/configs/<row>.py (`_base_` = --config plus the
-row's override; with --epochs the epoch-based schedule is rescaled to that many epochs).
+row's override of the knobs `mba` / `criterion`; with --epochs, `max_epochs = N`, which the
+whole schedule follows).
 For every row and seed it trains with tools/dist_train.sh (ZeRO-2; resumes an interrupted
 run), evaluates with tools/dist_test.sh on RefCOCO val (cIoU, gIoU) and MeViS valid_u (J&F),
 and reads the training step time from the run's log. Memory per row comes from
@@ -36,23 +37,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mpr_cma.engine.config import ConfigReferenceError, load_config  # noqa: E402
 from mpr_cma.engine.pipeline import StepFailedError, hardware_summary, run_logged  # noqa: E402
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object  # noqa: E402
 from mpr_cma.visualization import find_scalars, read_scalars, series  # noqa: E402
 
 ROWS = {
-    "baseline": ("Sa2VA baseline", "model = dict(grounding=dict(mba=None), "
-                 "criterion=dict(tmc_weight=0.0, bound_weight=0.0))"),
-    "mba": ("+ MBA", "model = dict(criterion=dict(tmc_weight=0.0, bound_weight=0.0))"),
-    "mba_tmc": ("+ MBA + TMC", "model = dict(criterion=dict(bound_weight=0.0))"),
+    "baseline": ("Sa2VA baseline",
+                 "mba = None\ncriterion = dict(tmc_weight=0.0, bound_weight=0.0)"),
+    "mba": ("+ MBA", "criterion = dict(tmc_weight=0.0, bound_weight=0.0)"),
+    "mba_tmc": ("+ MBA + TMC", "criterion = dict(bound_weight=0.0)"),
     "mba_tmc_bound": ("+ MBA + TMC + Bound", ""),
-    "mba_film": ("MBA w/ residual FiLM", "model = dict(grounding=dict(mba=dict("
-                 "type='MaskBiasedFiLM')))"),
+    "mba_film": ("MBA w/ residual FiLM", "mba = dict(type='MaskBiasedFiLM')"),
 }
 SPLITS = {"refcoco_val": ["--dataset", "refcoco", "--split", "val"],
           "mevis_valid_u": ["--dataset", "mevis_u"]}
@@ -73,30 +73,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def rescaled_schedule(cfg: Config, epochs: float) -> str:
-    """Config lines setting `epochs` epochs, with epoch-based scheduler bounds scaled alike.
+def rescaled_schedule(config: Path, epochs: float) -> str:
+    """The config line that trains `epochs` epochs: `max_epochs = N`. The configs' schedule
+    (LR warm-up and cosine bounds, WarmupHook, the train loop) reads `max_epochs` through
+    references, so all of it follows.
 
     Raises:
-        ValueError: the config has no `train_cfg.max_epochs`, or a scheduler that is not
-            epoch-based (its bounds could not follow).
+        ValueError: the config's train loop does not follow a `max_epochs` field.
     """
-    base = cfg.get("train_cfg", {}).get("max_epochs")
-    if not base:
-        raise ValueError("--epochs needs a config with train_cfg.max_epochs")
-    scale = epochs / base
-    schedulers = []
-    for scheduler in cfg.get("param_scheduler", []):
-        scheduler = dict(scheduler)
-        if not scheduler.get("by_epoch", True):
-            raise ValueError(f"--epochs cannot rescale the iteration-based scheduler "
-                             f"{scheduler.get('type')} of the config")
-        for key in ("begin", "end"):
-            if key in scheduler:
-                scheduler[key] = scheduler[key] * scale
-        schedulers.append(scheduler)
-    return (f"train_cfg = dict(max_epochs={epochs!r})\n"
-            f"param_scheduler = [\n" + "".join(f"    {s!r},\n" for s in schedulers) +
-            "]\n")
+    try:
+        with_epochs = load_config(config, {"max_epochs": epochs}, import_custom_modules=False)
+    except ConfigReferenceError as err:
+        raise ValueError(f"--epochs: {err}") from None
+    if with_epochs.get("train_cfg", {}).get("max_epochs") != epochs:
+        raise ValueError(f"--epochs: the train loop of {config} does not read a top-level "
+                         "max_epochs (see configs/README.md)")
+    return f"max_epochs = {epochs!r}\n"
 
 
 def write_row_configs(args: argparse.Namespace) -> dict[str, Path]:
@@ -105,7 +97,7 @@ def write_row_configs(args: argparse.Namespace) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     schedule = ""
     if args.epochs is not None:
-        schedule = rescaled_schedule(Config.fromfile(args.config), args.epochs)
+        schedule = rescaled_schedule(args.config, args.epochs)
     paths = {}
     for row in args.rows:
         title, override = ROWS[row]
@@ -129,7 +121,8 @@ def run(command: list[str], log: Path) -> None:
 def fingerprint(config: Path, data_root: Path) -> str:
     """What a finished run's numbers depend on: the row config's resolved text (base
     config, override, schedule) and the data root."""
-    text = json.dumps(Config.fromfile(config).to_dict(), sort_keys=True, default=str)
+    text = json.dumps(load_config(config, import_custom_modules=False).to_dict(),
+                      sort_keys=True, default=str)
     return hashlib.sha256(f"{text}\n{data_root.resolve()}".encode()).hexdigest()[:16]
 
 

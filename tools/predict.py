@@ -7,6 +7,9 @@ Usage:
     # Sa2VA-1B release: its MBA starts at gamma = 0, i.e. plain Sa2VA)
     python tools/predict.py configs/mba_1b.py --checkpoint work_dirs/mba_1b/iter_5000.pth \
         --video frames_dir_or.mp4 --text "the man who turns around" --out out/ --attention
+    # override fields of the config (configs/README.md), e.g. MBA without its mask gate
+    python tools/predict.py CONFIG --checkpoint CKPT --image a.jpg --text "..." --out out/ \
+        --cfg-options mba.use_mask_gate=False
 
 Image: OUT/<stem>.png (mask, 0/255), OUT/<stem>_overlay.png, and with --attention
 OUT/<stem>_attention.png (gated MBA attention, strongest routed token per pixel) and
@@ -24,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from mmengine.config import DictAction
 from PIL import Image
 
 from mpr_cma.engine.consolidate import (
@@ -47,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("model", help="config file, or HF folder written by convert_ckpt.py")
     parser.add_argument("--checkpoint", help="weights for a config: DeepSpeed dir, .pth, HF")
     parser.add_argument("--config", help="config for an HF folder that stores none")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override fields of the config file, key=value "
+                             "(configs/README.md)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="image file")
     source.add_argument("--video", help="folder of frames or .mp4 file")
@@ -70,11 +77,14 @@ def load_model(args: argparse.Namespace) -> torch.nn.Module:
         if stored is None and args.config is None:
             sys.exit(f"error: {path} stores no build config (mpr_cma_config.json); "
                      "pass --config")
-        cfg = load_model_config(args.config).model if args.config else stored
+        if args.cfg_options and args.config is None:
+            sys.exit("error: --cfg-options applies to a config file: pass --config")
+        cfg = (load_model_config(args.config, cfg_options=args.cfg_options).model
+               if args.config else stored)
         model = build_model(cfg, pretrained=False, tokenizer=None if args.config else path)
         weights = path
     else:
-        cfg = load_model_config(path).model
+        cfg = load_model_config(path, cfg_options=args.cfg_options).model
         weights = args.checkpoint
         model = build_model(cfg, pretrained=weights is None)
         if weights is None:

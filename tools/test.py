@@ -19,6 +19,9 @@ Usage:
     tools/dist_test.sh CONFIG 4 --checkpoint CKPT --all --data-root data
     # smoke test of the pipeline without weights (results.json says "random_init": true)
     python tools/test.py configs/tiny/sa2va_mba_tiny.py --random-init --dataset refcoco
+    # override config fields of the model (configs/README.md), e.g. an MBA without its gate
+    python tools/test.py CONFIG --checkpoint CKPT --dataset refcoco --cfg-options \
+        mba.use_mask_gate=False
 
 Inference reads DATA_ROOT (--data-root, default data/) in the layout of data/README.md
 (refcocog: umd split; video splits DATA_ROOT/davis17/valid, DATA_ROOT/mevis/valid_u|valid)
@@ -35,6 +38,10 @@ an empty mask, counted as metrics["no_seg"]), shards items over torchrun ranks
 --all runs every split of Table 1 whose data exists (others are skipped with a message)
 into WORK_DIR/<dataset>_<split>/ and writes WORK_DIR/results_all.json.
 
+WORK_DIR defaults to work_dirs/test/<config>__<checkpoint>-<hash>/<dataset>_<split> (with
+--eval-only: work_dirs/test/eval-only__<pred>-<hash>/...), where <hash> digests the
+absolute config, checkpoint (or prediction) paths and the --cfg-options, so two
+evaluations of different models never write into the same results.json.
 Writes WORK_DIR/results.json = {"dataset", "split", "metrics", "per_item", "config",
 "checkpoint", "checkpoint_sha256", "timings", ...} (scores as fractions in [0, 1]) and
 WORK_DIR/test.log, and prints a table laid out like the paper's Table 1 (x100). Timings
@@ -107,7 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score missing predictions as empty masks (and report them)",
     )
     parser.add_argument("--save-masks", action="store_true", help="write PNGs (inference)")
-    parser.add_argument("--work-dir", help="default work_dirs/test/<dataset>_<split>")
+    parser.add_argument("--work-dir", help="default work_dirs/test/<config>__<checkpoint>-"
+                        "<hash>/<dataset>_<split> (module docstring)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
     inference = parser.add_argument_group("inference")
@@ -116,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help="DATA_ROOT layout: ours (mpr_cma), Sa2VA's, or auto")
     inference.add_argument("--gt-rule", choices=list(GT_RULES), default="union",
                            help="RefCOCO GT of several polygons: union (true mask) or sa2va")
+    inference.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                           help="override config fields, as tools/train.py "
+                                "(configs/README.md)")
     inference.add_argument("--random-init", action="store_true",
                            help="no checkpoint: evaluate the config's init (smoke tests)")
     inference.add_argument("--answer", help="teacher-force this answer, e.g. 'It is [SEG].'")
@@ -133,9 +144,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--eval-only for RefCOCO/+/g is not available yet (RefCOCO issue)")
     if not (args.gt or args.meta) or not args.pred:
         parser.error("--eval-only needs --gt (or --meta) and --pred")
+    if args.cfg_options:
+        parser.error("--cfg-options changes the model's config; --eval-only has none")
     args.split = args.split or DEFAULT_SPLITS[args.dataset]
-    args.work_dir = Path(args.work_dir or f"work_dirs/test/{args.dataset}_{args.split}")
     args.anno_id_rule = args.anno_id_rule or DATASET_ANNO_ID_RULES.get(args.dataset, "auto")
+    run = run_name(None, args.pred, {"gt": args.gt and str(Path(args.gt).resolve()),
+                                     "meta": args.meta, "mask_dict": args.mask_dict,
+                                     "allow_missing": args.allow_missing,
+                                     "anno_id_rule": args.anno_id_rule})
+    args.work_dir = Path(args.work_dir or f"work_dirs/test/{run}/{args.dataset}_{args.split}")
     return args
 
 
@@ -148,6 +165,22 @@ def eval_split_root(args: argparse.Namespace) -> Path:
     if meta_dir.parent.name == "meta_expressions":
         return meta_dir.parent.parent / meta_dir.name
     return meta_dir
+
+
+def run_name(config: str | None, target: str | None, settings: dict | None = None) -> str:
+    """`<config stem>__<target name>-<8 hex>`: the default work dir of one evaluation.
+
+    `config` None means --eval-only, `target` (checkpoint or predictions) None a random
+    init. The hash digests the absolute paths and the other `settings` that change the
+    scores (--cfg-options, data, answer options), so two checkpoints of the same name
+    (iter_2000.pth of two runs) or two settings get two folders.
+    """
+    stem = Path(config).stem if config else "eval-only"
+    name = Path(target).name if target else "random-init"
+    key = json.dumps([config and str(Path(config).resolve()),
+                      target and str(Path(target).resolve()), settings or {}],
+                     sort_keys=True, default=str)
+    return f"{stem}__{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
 def _check_inference_args(parser: argparse.ArgumentParser,
@@ -163,7 +196,12 @@ def _check_inference_args(parser: argparse.ArgumentParser,
         parser.error("--all runs every split of Table 1; --split goes with --dataset")
     args.split = None if args.all else args.split or DEFAULT_SPLITS[args.dataset]
     name = "all" if args.all else f"{args.dataset}_{args.split}"
-    args.work_dir = Path(args.work_dir or f"work_dirs/test/{name}")
+    run = run_name(args.config, args.checkpoint, {
+        "cfg_options": sorted(args.cfg_options), "data_root": str(Path(args.data_root).resolve()),
+        **{k: getattr(args, k) for k in ("answer", "max_new_tokens", "max_tiles",
+                                         "num_key_frames", "data_layout", "gt_rule",
+                                         "anno_id_rule")}})
+    args.work_dir = Path(args.work_dir or f"work_dirs/test/{run}/{name}")
     return args
 
 
@@ -326,6 +364,7 @@ def run_inference(args: argparse.Namespace) -> int:
 
 def _run_inference(args: argparse.Namespace, rank: int) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # configs' custom_imports
+    from mpr_cma.engine.config import ConfigReferenceError
     from mpr_cma.engine.eval_checkpoint import CheckpointKeyError, resolve_checkpoint
     from mpr_cma.engine.evaluate import build_eval_model, eval_device, evaluate_split
     from mpr_cma.engine.evaluate import missing_data as why_missing
@@ -361,9 +400,10 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
     setup: dict[str, float] = {}
     try:
         with stage(setup, "build_model"):
-            model, ckpt = build_eval_model(args.config, args.checkpoint, eval_device())
+            model, ckpt = build_eval_model(args.config, args.checkpoint, eval_device(),
+                                           cfg_options=args.cfg_options)
     except (FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
-            Sa2VACheckpointMismatchError) as err:
+            Sa2VACheckpointMismatchError, ConfigReferenceError) as err:
         logger.error("%s", err)
         return 1
     name = "random-init" if args.random_init else Path(args.checkpoint).name
@@ -386,7 +426,8 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
             continue
         result["timings"].update(setup, total=round(time.perf_counter() - start, 4))
         results = {"dataset": dataset, "split": split, "metrics": result.pop("metrics"),
-                   "per_item": result.pop("per_item"), "config": str(args.config), **ckpt,
+                   "per_item": result.pop("per_item"), "config": str(args.config),
+                   "cfg_options": args.cfg_options, **ckpt,
                    "teacher_forced_answer": args.answer, "data_root": str(args.data_root),
                    "world_size": len(result["timings"]["per_rank"]), **result}
         work_dir.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,10 @@ Usage:
     # resume: from the latest complete checkpoint of the work dir, or from a given one
     tools/dist_train.sh configs/mba_1b.py 4 --resume auto
     tools/dist_train.sh configs/mba_1b.py 4 --resume work_dirs/mba_1b/iter_2000.pth
-    # override config fields
-    python tools/train.py CONFIG --cfg-options train_cfg.max_epochs=2 use_tensorboard=True
-    # read the datasets from another root (every dataset path under the config's data_root)
+    # override config fields (late-bound: every use follows, configs/README.md); the
+    # effective config: python tools/print_config.py CONFIG --cfg-options ...
+    python tools/train.py CONFIG --cfg-options max_epochs=2 lr=1e-4 use_tensorboard=True
+    # read the datasets from another root: the same as --cfg-options data_root=DIR
     tools/dist_train.sh configs/tiny/demo.py 2 --data-root data/synthetic
 
 Writes to the work dir (default work_dirs/<config name>): the dumped config, the logs
@@ -24,11 +25,11 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mpr_cma.engine.data_root import replace_data_root  # noqa: E402
+from mpr_cma.engine.config import ConfigReferenceError, load_config  # noqa: E402
 from mpr_cma.engine.runner import build_runner, setup_config  # noqa: E402
 
 
@@ -40,10 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         metavar="auto|CHECKPOINT",
                         help="resume from the latest complete checkpoint of the work dir "
                              "('auto', the default when the flag has no value) or a path")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
-                        help="override config fields, key=value (dotted keys)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config fields, key=value (dotted keys); every use of "
+                             "a top-level knob follows (configs/README.md)")
     parser.add_argument("--data-root",
-                        help="replace the config's data_root in every dataset path under it")
+                        help="the datasets' root: an alias of --cfg-options data_root=DIR")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
                         help="'pytorch' under torchrun (tools/dist_train.sh)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
@@ -53,14 +55,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    options = dict(args.cfg_options)
     if args.data_root is not None:
-        try:
-            replace_data_root(cfg, args.data_root)
-        except (KeyError, ValueError) as err:
-            sys.exit(f"error: --data-root: {args.config}: {err}")
+        if "data_root" in options:
+            sys.exit("error: give --data-root or --cfg-options data_root=..., not both")
+        options["data_root"] = args.data_root
+    try:
+        cfg = load_config(args.config, options)
+    except (ConfigReferenceError, FileNotFoundError) as err:
+        sys.exit(f"error: {args.config}: {err}")
     setup_config(cfg, work_dir=args.work_dir, resume=args.resume, launcher=args.launcher,
                  config_path=args.config)
     build_runner(cfg).train()

@@ -1,4 +1,4 @@
 # Table 3, row "Ours (w/ FiLM)": residual-FiLM modulation instead of MBA's additive
 # residual; same routing, attention, gate and losses.
 _base_ = ['../mba_1b.py']
-model = dict(grounding=dict(mba=dict(type='MaskBiasedFiLM')))
+mba = dict(type='MaskBiasedFiLM')

@@ -1,3 +1,3 @@
 # Table 2, row "+ MBA": Mask-Biased Attention, no TMC, no boundary loss.
 _base_ = ['../mba_1b.py']
-model = dict(criterion=dict(tmc_weight=0.0, bound_weight=0.0))
+criterion = dict(tmc_weight=0.0, bound_weight=0.0)

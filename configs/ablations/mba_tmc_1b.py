@@ -1,3 +1,3 @@
 # Table 2, row "+ MBA + TMC": Mask-Biased Attention and the TMC loss, no boundary loss.
 _base_ = ['../mba_1b.py']
-model = dict(criterion=dict(bound_weight=0.0))
+criterion = dict(bound_weight=0.0)

@@ -24,49 +24,48 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 data_root = 'work_dirs/demo/data'
+val_data_root = '${data_root}'
 # The synthetic data's sizes (scripts/make_synthetic_data.py --image-size 64): SAM-2 at
 # 64 px, one 56 px InternViT tile (4 image tokens).
-demo_inputs = dict(tokenizer='tiny', mllm_image_size=56, num_image_tokens_per_tile=4,
-                   sam2_image_size=64, max_length=512)
+_demo_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=56, num_image_tokens_per_tile=4,
+                    sam2_image_size=64, max_length=512)
 
+criterion = dict(bce_weight=0.5, dice_weight=2.0)
 model = dict(
     grounding=dict(train_image_encoder=True, multimask_output=False),
-    criterion=dict(bce_weight=0.5, dice_weight=2.0),
     lora=None,
     freeze_vision=False,
 )
 
 max_epochs = 14
+batch_size = 2
+accumulative_counts = 1    # one micro-batch per optimizer step
+lr = 1e-3
+save_steps = 100000        # only the final checkpoint
+save_total_limit = 1
 train_dataloader = dict(
-    batch_size=2,
+    batch_size='${batch_size}',
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ConcatDataset', datasets=[
-        dict(type='RefCOCODataset', data_root=data_root, dataset='refcoco', split='train',
-             max_objects=5, max_tiles=1, **demo_inputs),
-        dict(type='RefVOSDataset', name='mevis', data_root=data_root + '/mevis/train',
-             max_objects=5, num_frames=2, frame_mode='random', **demo_inputs),
+        dict(type='RefCOCODataset', data_root='${data_root}', dataset='refcoco',
+             split='train', max_objects=5, max_tiles=1, **_demo_inputs),
+        dict(type='RefVOSDataset', name='mevis', data_root='${data_root}/mevis/train',
+             max_objects=5, num_frames=2, frame_mode='random', **_demo_inputs),
     ]),
     collate_fn=dict(type='sa2va_collate'),
 )
-train_cfg = dict(max_epochs=max_epochs)
 # CPU precision: fp32 master weights with bf16 autocast (see configs/tiny/train_tiny.py for
-# why DeepSpeed's bf16 weights cannot run SAM-2 on CPU). One micro-batch per step.
+# why DeepSpeed's bf16 weights cannot run SAM-2 on CPU).
 strategy = dict(
-    train_micro_batch_size_per_gpu=2,
-    gradient_accumulation_steps=1,
     bf16=dict(enabled=False),
     config=dict(torch_autocast=dict(enabled=True, dtype='bfloat16')),
 )
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=0.05 * max_epochs,
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+         end='${warmup_ratio * max_epochs}', convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True,
+         begin='${warmup_ratio * max_epochs}', end='${max_epochs}',
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=0.05 * max_epochs,
-         end=max_epochs, convert_to_iter_based=True),
 ]
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=100000, max_keep_ckpts=1, save_last=True),
-)
 randomness = dict(seed=0)

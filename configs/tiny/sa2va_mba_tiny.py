@@ -3,11 +3,11 @@
 # the tokenizer shipped in the package). The method knobs are the paper's.
 _base_ = ['../_base_/models/sa2va_mba_1b.py']
 
+pretrained_root = None    # random init: no InternVL / SAM-2 weights
+tokenizer = 'tiny'        # the tokenizer shipped in mpr_cma (model and datasets)
+criterion = dict(num_points=256, bound_max_dist=4.0)
 model = dict(
     mllm=dict(preset='tiny'),
-    mllm_pretrained=None,
-    tokenizer='tiny',
-    grounding=dict(ckpt_path=None, image_size=64, size_preset='tiny', autocast_dtype=None),
-    criterion=dict(num_points=256, bound_max_dist=4.0),
+    grounding=dict(image_size=64, size_preset='tiny', autocast_dtype=None),
     lora=dict(r=4, alpha=8, dropout=0.05),
 )

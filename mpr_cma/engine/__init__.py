@@ -1,4 +1,5 @@
-"""Training engine: warm-up hooks, crash-safe checkpoints, the train loop and runner glue."""
+"""Training engine: config loading, warm-up hooks, crash-safe checkpoints, the train and
+validation loops and runner glue."""
 
 from mpr_cma.engine.checkpoint import (
     AtomicCheckpointHook,
@@ -9,10 +10,11 @@ from mpr_cma.engine.hooks import TrainStatsHook, WarmupHook, linear_warmup_scale
 from mpr_cma.engine.loops import EpochsAsItersTrainLoop
 from mpr_cma.engine.runner import build_runner, setup_config
 from mpr_cma.engine.strategy import AtomicDeepSpeedStrategy
+from mpr_cma.engine.validation import ReferValDataset, ReferValLoop, refer_val_collate
 
 __all__ = [
     "AtomicCheckpointHook", "AtomicDeepSpeedStrategy", "EpochsAsItersTrainLoop",
-    "TrainStatsHook", "WarmupHook",
+    "ReferValDataset", "ReferValLoop", "TrainStatsHook", "WarmupHook",
     "build_runner", "find_latest_checkpoint", "is_complete_checkpoint",
-    "linear_warmup_scale", "setup_config", "unwrap_model",
+    "linear_warmup_scale", "refer_val_collate", "setup_config", "unwrap_model",
 ]

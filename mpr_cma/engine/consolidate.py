@@ -33,6 +33,7 @@ from mmengine.utils import import_modules_from_strings
 from torch import Tensor, nn
 
 from mpr_cma.engine.checkpoint import POINTER_FILE, find_latest_checkpoint
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.checkpoint import (
     CONFIG_NAME,
     INDEX_NAME,
@@ -297,21 +298,27 @@ def build_model(model_cfg: dict, pretrained: bool = True, tokenizer: str | None 
         return MODELS.build(cfg)
 
 
-def load_model_config(config: str | Path | None = None, meta: dict | None = None) -> Config:
-    """An mmengine Config from a file, else from a checkpoint's `meta["cfg"]` text.
+def load_model_config(config: str | Path | None = None, meta: dict | None = None,
+                      cfg_options: dict | None = None) -> Config:
+    """The effective config (`load_config`) of a file, else of a checkpoint's `meta["cfg"]`.
 
     `custom_imports` are imported (failures only warn), so project models register.
+
+    Args:
+        config: a config file.
+        meta: a training checkpoint's meta (its "cfg" text is the resolved config).
+        cfg_options: `--cfg-options` overrides ({"dotted.key": value}).
 
     Raises:
         ValueError: neither is available.
     """
     if config is not None:
-        cfg = Config.fromfile(str(config), import_custom_modules=False)
+        cfg = load_config(config, cfg_options, import_custom_modules=False)
     elif meta and isinstance(meta.get("cfg"), str):
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / "checkpoint_cfg.py"
             file.write_text(meta["cfg"])
-            cfg = Config.fromfile(str(file), import_custom_modules=False)
+            cfg = load_config(file, cfg_options, import_custom_modules=False)
     else:
         raise ValueError("no config: pass --config (the checkpoint does not store one)")
     if cfg.get("custom_imports"):

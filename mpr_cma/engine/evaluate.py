@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
 
 from mpr_cma.datasets.layouts import find_meta_file, locate_refcoco, locate_video_split
 from mpr_cma.datasets.refcoco_format import instances_path, read_refs, refs_path
 from mpr_cma.datasets.refvos_format import DATASET_ANNO_ID_RULES
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.eval_checkpoint import load_eval_checkpoint, resolve_checkpoint
 from mpr_cma.engine.inference_runner import run_refcoco, run_refvos
 from mpr_cma.registry import MODELS
@@ -40,10 +40,11 @@ def eval_device() -> torch.device:
 
 
 def build_eval_model(config: str | Path, checkpoint: str | Path | None,
-                     device: torch.device | None = None,
-                     init_seed: int = 0) -> tuple[torch.nn.Module, dict]:
+                     device: torch.device | None = None, init_seed: int = 0,
+                     cfg_options: dict | None = None) -> tuple[torch.nn.Module, dict]:
     """Build `config`'s model and load `checkpoint` into it (None: keep the random init).
 
+    The config is loaded by `load_config` with `cfg_options` (`--cfg-options`) applied.
     The checkpoint path is checked before the (slow) build, so a wrong path fails fast.
     The random init is drawn with `init_seed` (the global RNG state is restored), so an
     untrained model scores the same on every run and every rank holds the same model.
@@ -58,7 +59,7 @@ def build_eval_model(config: str | Path, checkpoint: str | Path | None,
     """
     if checkpoint is not None:
         resolve_checkpoint(checkpoint)
-    cfg = Config.fromfile(str(config))
+    cfg = load_config(config, cfg_options)
     model_cfg = cfg.model
     if checkpoint is not None:
         if "mllm_pretrained" in model_cfg:

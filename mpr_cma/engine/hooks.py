@@ -3,7 +3,7 @@
 Paper 4.1: the first 5% of the iterations ramp the learning rate, the auxiliary losses and
 the MBA gate. `WarmupHook` sets, before every iteration i of N,
 
-    scale(i) = min(1, (i + 1) / (ratio * N))     (1 for ratio = 0)
+    scale(i) = min(1, (i + 1) / int(ratio * N))     (1 when int(ratio * N) = 0)
 
 on every module with `set_warmup_scale` (MaskBiasedAttention / MaskBiasedFiLM: gamma's
 multiplier) and `set_aux_warmup_scale` (MPRCMALoss: TMC and boundary weights). The scale
@@ -37,7 +37,9 @@ def linear_warmup_scale(iteration: int, max_iters: int, ratio: float) -> float:
     """Scale of 0-based `iteration` for a linear ramp over the first `ratio` of `max_iters`."""
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"warm-up ratio must be in [0, 1], got {ratio}")
-    warmup_iters = ratio * max_iters
+    # Whole iterations, as mmengine converts the LR warm-up's epoch bound (int): the
+    # ramps reach 1 on the iteration where the LR warm-up ends (configs: one warmup_ratio).
+    warmup_iters = int(ratio * max_iters)
     if warmup_iters <= 0:
         return 1.0
     return min(1.0, (iteration + 1) / warmup_iters)

@@ -1,9 +1,10 @@
 """Glue from a config to a running mmengine runner (used by tools/train.py).
 
-`setup_config` applies the command-line choices (work dir, resume, launcher, TensorBoard)
-and resolves the distributed backend: `dist_cfg.backend = 'auto'` becomes nccl when CUDA
-is available and gloo otherwise, so the same DeepSpeed ZeRO-2 path runs on a CPU machine
-under torchrun. `build_runner` builds FlexibleRunner (configs with a `strategy`) or Runner.
+`setup_config` applies the command-line choices (work dir, resume, launcher) to a config
+loaded by `mpr_cma.engine.config.load_config` and resolves the distributed backend:
+`dist_cfg.backend = 'auto'` becomes nccl when CUDA is available and gloo otherwise, so the
+same DeepSpeed ZeRO-2 path runs on a CPU machine under torchrun. `build_runner` builds
+FlexibleRunner (configs with a `strategy`) or Runner.
 
 Resume: `resume='auto'` picks the latest complete checkpoint of the work dir (partial
 saves are never taken, see `checkpoint.find_latest_checkpoint`) and starts from scratch
@@ -59,7 +60,7 @@ def setup_config(cfg: Config, work_dir: str | None = None, resume: str | None = 
     """Fill the run-time fields of a training config in place and return it.
 
     Args:
-        cfg: the loaded config (after --cfg-options).
+        cfg: the config of `load_config` (references resolved, --cfg-options applied).
         work_dir: output folder; default `work_dirs/<config name>`.
         resume: None, 'auto' or a checkpoint path.
         launcher: 'none' or 'pytorch' (torchrun).
@@ -82,11 +83,6 @@ def setup_config(cfg: Config, work_dir: str | None = None, resume: str | None = 
     cfg.resume = resolve_resume(resume, cfg.work_dir)
     if cfg.resume:
         cfg.load_from = None
-    if cfg.get("use_tensorboard", False):
-        vis = cfg.setdefault("visualizer", dict(type="Visualizer", vis_backends=[]))
-        backends = vis.setdefault("vis_backends", [])
-        if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
-            backends.append(dict(type="TensorboardVisBackend"))
     _check_checkpoint_interval(cfg)
     return cfg
 

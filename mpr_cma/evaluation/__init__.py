@@ -1,5 +1,6 @@
 """Evaluation: exact DAVIS 2017 J / F metrics, the benchmarks' aggregation protocols, the
-RefCOCO and referring-video evaluators, and the MeViS submission writer. Scores arrays and
+RefCOCO and referring-video evaluators, the metric of the validation loop during training
+(`ReferSegMetric`), and the MeViS submission writer. Scores arrays and
 files only; never imports models."""
 
 from mpr_cma.evaluation.aggregation import (
@@ -26,6 +27,7 @@ from mpr_cma.evaluation.refvos import (
     open_predictions,
 )
 from mpr_cma.evaluation.submission import check_submission, write_submission
+from mpr_cma.evaluation.val_metrics import ReferSegMetric
 
 __all__ = [
     "DEFAULT_BOUND_TH",
@@ -33,6 +35,7 @@ __all__ = [
     "REF_DAVIS17_PROTOCOL",
     "PredictionError",
     "RefCOCOEvaluator",
+    "ReferSegMetric",
     "RefSegAccumulator",
     "RefVOSEvaluator",
     "aggregate_expressions",

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mpr_cma.datasets.collate import sa2va_collate
 from mpr_cma.datasets.refcoco import RefCOCODataset
 from mpr_cma.datasets.refvos import RefVOSDataset
 from mpr_cma.datasets.samplers import ConcatDataset, LengthGroupedSampler, dataset_lengths
 from mpr_cma.datasets.vqa import LLaVADataset
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.mllm.template import IGNORE_INDEX
 from mpr_cma.registry import DATASETS, FUNCTIONS, MODELS
 from tests.datasets._train_data import (
@@ -113,18 +113,15 @@ def test_sampler_splits_the_ranks(datasets, monkeypatch):
 
 
 def test_concat_from_configs_and_config_files(tmp_path):
-    cfg = Config.fromfile(str(CONFIGS / "_base_" / "datasets" / "refer_seg_mix.py"))
+    cfg = load_config(CONFIGS / "mba_1b.py")
     assert cfg.train_dataset.type == "ConcatDataset" and cfg.collate_fn.type == "sa2va_collate"
     assert {d.type for d in cfg.train_dataset.datasets} == {
         "RefCOCODataset", "RefVOSDataset", "LLaVADataset"}
-    tiny = Config.fromfile(str(CONFIGS / "tiny" / "data_tiny.py"))
     write_refcoco_root(tmp_path)
     write_refvos_root(tmp_path / "mevis" / "train")
     write_llava_root(tmp_path / "llava")
-    tiny.merge_from_dict({"data_root": str(tmp_path)})
-    datasets = [dict(d, data_root=d.data_root.replace("data_tiny", str(tmp_path)))
-                for d in tiny.train_dataset.datasets]
-    concat = DATASETS.build(dict(type="ConcatDataset", datasets=datasets))
+    tiny = load_config(CONFIGS / "tiny" / "train_tiny_data.py", {"data_root": str(tmp_path)})
+    concat = DATASETS.build(tiny.train_dataloader.dataset)
     assert isinstance(concat, ConcatDataset) and len(concat) == 6
     assert concat[0]["pixel_values"].shape[-1] == 56
 
@@ -132,7 +129,7 @@ def test_concat_from_configs_and_config_files(tmp_path):
 @pytest.mark.slow
 def test_tiny_model_loss_on_a_collated_mixed_batch(datasets):
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(CONFIGS / "tiny" / "sa2va_mba_tiny.py")).model)
+    model = MODELS.build(load_config(CONFIGS / "tiny" / "sa2va_mba_tiny.py").model)
     assert model.tokenizer.convert_tokens_to_ids("[SEG]") == datasets[
         "image"].tokenizer.convert_tokens_to_ids("[SEG]")
     samples = [datasets["image"][0], datasets["video"][0], datasets["chat"][1],

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mpr_cma.engine import WarmupHook, find_latest_checkpoint, linear_warmup_scale
 from mpr_cma.engine.checkpoint import (
@@ -15,6 +14,7 @@ from mpr_cma.engine.checkpoint import (
     restore_rng_state,
     write_text_atomic,
 )
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.hooks import unwrap_model
 from mpr_cma.engine.runner import resolve_resume, setup_config
 from mpr_cma.losses import MPRCMALoss
@@ -24,6 +24,8 @@ from mpr_cma.models import MaskBiasedAttention
 @pytest.mark.parametrize("iteration, max_iters, ratio, expected", [
     (0, 100, 0.05, 0.2), (4, 100, 0.05, 1.0), (50, 100, 0.05, 1.0), (1, 100, 0.05, 0.4),
     (0, 100, 0.0, 1.0), (0, 10, 1.0, 0.1), (9, 10, 1.0, 1.0),
+    # whole iterations, as mmengine's LR warm-up: int(0.34 * 6) = 2
+    (0, 6, 0.34, 0.5), (1, 6, 0.34, 1.0),
 ])
 def test_linear_warmup_scale(iteration, max_iters, ratio, expected):
     assert linear_warmup_scale(iteration, max_iters, ratio) == pytest.approx(expected)
@@ -91,11 +93,11 @@ def test_rng_state_round_trip():
 
 
 def test_setup_config_backend_and_interval_check(tmp_path):
-    cfg = Config.fromfile("configs/tiny/train_tiny.py")
+    cfg = load_config("configs/tiny/train_tiny.py")
     setup_config(cfg, work_dir=str(tmp_path), launcher="pytorch")
     assert cfg.env_cfg.dist_cfg.backend == ("nccl" if torch.cuda.is_available() else "gloo")
     assert cfg.resume is False
-    bad = Config.fromfile("configs/tiny/train_tiny.py")
+    bad = load_config("configs/tiny/train_tiny.py")
     bad.default_hooks.checkpoint.interval = 3   # not a multiple of the 2 accumulation steps
     with pytest.raises(ValueError, match="accumulation"):
         setup_config(bad, work_dir=str(tmp_path), launcher="pytorch")

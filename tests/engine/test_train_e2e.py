@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from tests.engine.fake_data import FakeReferDataset, fake_refer_collate
+from mpr_cma.datasets import sa2va_collate
+from mpr_cma.datasets.fake_refer import FakeReferDataset
+from mpr_cma.engine.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "configs/tiny/train_tiny.py"
@@ -97,9 +98,9 @@ def test_loss_decreases_when_overfitting_one_batch():
     from mpr_cma.registry import MODELS
 
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(ROOT / CONFIG)).model)
+    model = MODELS.build(load_config(ROOT / CONFIG).model)
     data = FakeReferDataset(num_samples=2)
-    batch = fake_refer_collate([data[0], data[1]])["data"]
+    batch = sa2va_collate([data[0], data[1]])["data"]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
     history = []

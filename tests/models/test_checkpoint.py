@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
-from mmengine.config import Config
 from safetensors.torch import load_file
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.checkpoint import (
     NEW_KEY_PREFIX,
     CorruptCheckpointError,
@@ -87,7 +87,7 @@ def test_key_map_follows_the_sa2va_layout(model):
 
 
 def test_1b_config_maps_to_the_sa2va_1b_layout():
-    cfg = Config.fromfile(str(CONFIGS / "mba_1b.py")).model
+    cfg = load_config(CONFIGS / "mba_1b.py").model
     cfg.update(mllm_pretrained=None, tokenizer="tiny")
     cfg.grounding.ckpt_path = None
     with torch.device("meta"):

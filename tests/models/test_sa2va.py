@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
+from mpr_cma.engine.config import load_config
 from mpr_cma.models import Sa2VAMBA
 from mpr_cma.registry import MODELS
 
@@ -16,7 +16,7 @@ EXPRESSIONS = ["the red circle", "the square on the left", "the small blue trian
 
 def build(name: str, seed: int = 0) -> Sa2VAMBA:
     torch.manual_seed(seed)
-    return MODELS.build(Config.fromfile(str(CONFIGS / "tiny" / name)).model)
+    return MODELS.build(load_config(CONFIGS / "tiny" / name).model)
 
 
 def make_batch(model: Sa2VAMBA, frames=(1, 3), objects=(2, 1), seed=0) -> dict:
@@ -143,7 +143,7 @@ def test_chat_only_batch_and_bad_batches(mba_model):
 
 
 def test_1b_model_builds_on_meta_device():
-    cfg = Config.fromfile(str(CONFIGS / "_base_" / "models" / "sa2va_mba_1b.py"))
+    cfg = load_config(CONFIGS / "_base_" / "models" / "sa2va_mba_1b.py")
     cfg.model.update(mllm_pretrained=None, tokenizer="tiny")
     cfg.model.grounding.ckpt_path = None
     with torch.device("meta"):
@@ -157,7 +157,7 @@ def test_tiny_model_builds_on_meta_device_and_counts_like_the_real_one():
     # The tiny tokenizer adds rows to the tiny LLM's vocabulary; on meta they cannot be
     # initialised from the old rows' statistics (transformers' default), which must not
     # stop scripts/count_params.py.
-    cfg = Config.fromfile(str(CONFIGS / "tiny" / "demo.py"))
+    cfg = load_config(CONFIGS / "tiny" / "demo.py")
     with torch.device("meta"):
         meta = MODELS.build(cfg.model)
     torch.manual_seed(0)

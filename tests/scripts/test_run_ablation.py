@@ -8,8 +8,8 @@ import sys
 from argparse import Namespace
 
 import pytest
-from mmengine.config import Config
 
+from mpr_cma.engine.config import load_config
 from tests.scripts._drivers import ROOT, load_script, make_quick_data
 
 ABLATION_CONFIGS = {"baseline": "sa2va_1b_baseline.py", "mba": "mba_only_1b.py",
@@ -23,8 +23,8 @@ def test_rows_equal_the_1b_ablation_configs(tmp_path):
     args = Namespace(out=tmp_path, config=ROOT / "configs/mba_1b.py", epochs=None,
                      rows=list(ablation.ROWS))
     for row, path in ablation.write_row_configs(args).items():
-        written = Config.fromfile(path).model.to_dict()
-        reference = Config.fromfile(ROOT / "configs/ablations" / ABLATION_CONFIGS[row])
+        written = load_config(path).model.to_dict()
+        reference = load_config(ROOT / "configs/ablations" / ABLATION_CONFIGS[row])
         assert written == reference.model.to_dict(), row
 
 
@@ -32,18 +32,21 @@ def test_schedule_is_rescaled_to_the_requested_epochs(tmp_path):
     ablation = load_script("run_ablation")
     args = Namespace(out=tmp_path, config=ROOT / "configs/tiny/demo.py", epochs=2.0,
                      rows=["mba"])
-    cfg = Config.fromfile(ablation.write_row_configs(args)["mba"])
-    base = Config.fromfile(ROOT / "configs/tiny/demo.py")
+    cfg = load_config(ablation.write_row_configs(args)["mba"])
+    base = load_config(ROOT / "configs/tiny/demo.py")
     assert cfg.train_cfg.max_epochs == 2.0
     scale = 2.0 / base.train_cfg.max_epochs
     for new, old in zip(cfg.param_scheduler, base.param_scheduler, strict=True):
         assert new["begin"] == pytest.approx(old["begin"] * scale)
         assert new["end"] == pytest.approx(old["end"] * scale)
         assert new["type"] == old["type"] and new["by_epoch"]
-    iteration_based = Config(dict(train_cfg=dict(max_epochs=1),
-                                  param_scheduler=[dict(type="LinearLR", by_epoch=False)]))
-    with pytest.raises(ValueError, match="iteration-based"):
-        ablation.rescaled_schedule(iteration_based, 2)
+    assert cfg.custom_hooks[0]["mba_warmup_ratio"] == base.custom_hooks[0]["mba_warmup_ratio"]
+    # A config whose loop does not read max_epochs cannot be rescaled.
+    fixed = tmp_path / "fixed.py"
+    fixed.write_text("max_epochs = 1\ntrain_cfg = dict(type='IterBasedTrainLoop', "
+                     "max_iters=10)\n")
+    with pytest.raises(ValueError, match="max_epochs"):
+        ablation.rescaled_schedule(fixed, 2)
 
 
 def test_small_sweep_writes_the_table(tmp_path):

@@ -21,15 +21,48 @@ def rows(trained, untrained=(0.0, 0.0), forced=(0.02, 0.01)):
             "untrained_seg_forced": row(*forced)}
 
 
+def losses(trained, untrained):
+    def terms(total, mask, dice):
+        return {"loss": total, "loss_mask": mask, "loss_dice": dice}
+    return {"trained": terms(*trained), "untrained": terms(*untrained)}
+
+
+MEASURED = losses((6.16, 0.17, 1.63), (9.08, 0.35, 1.89))   # a quick run, seed 0
+
+
 def test_improvement_check_uses_the_better_untrained_score():
     check = load_script("run_demo").improvement_check
-    assert check(rows((0.30, 0.40)), 0.05, quick=False)["passed"]
-    failed = check(rows((0.30, 0.05)), 0.05, quick=False)  # J&F below 0.01 + 0.05 + ...
+    assert check(rows((0.30, 0.40)), 0.05, quick=False, losses=MEASURED)["passed"]
+    failed = check(rows((0.30, 0.05)), 0.05, quick=False, losses=MEASURED)
     assert not failed["passed"] and failed["verdict"].startswith("FAILED")
     assert failed["bar"] == pytest.approx({"cIoU": 0.07, "J&F": 0.06})
-    assert not check(rows((0.06, 0.40)), 0.05, quick=False)["passed"]
-    quick = check(rows((0.0, 0.0)), 0.05, quick=True)
-    assert quick["passed"] and quick["verdict"].startswith("skipped")
+    assert not check(rows((0.06, 0.40)), 0.05, quick=False, losses=MEASURED)["passed"]
+
+
+def test_quick_check_needs_a_lower_held_out_loss():
+    check = load_script("run_demo").improvement_check
+    quick = check(rows((0.0, 0.0)), 0.05, quick=True, losses=MEASURED)
+    assert quick["passed"] and quick["verdict"].startswith("passed")
+    same = losses((9.08, 0.35, 1.89), (9.08, 0.35, 1.89))
+    assert not check(rows((0.0, 0.0)), 0.05, quick=True, losses=same)["passed"]
+    # the total drops but the mask terms do not: the model learned only to talk
+    talk = losses((6.0, 0.35, 1.89), (9.08, 0.35, 1.89))
+    assert not check(rows((0.0, 0.0)), 0.05, quick=True, losses=talk)["passed"]
+
+
+def test_quick_check_fails_on_an_untrained_model(tmp_path):
+    """The held-out losses of the untrained init, as if it were the trained model."""
+    from mpr_cma.engine.config import load_config
+    from mpr_cma.engine.held_out_loss import held_out_loss
+
+    demo = load_script("run_demo")
+    data = make_quick_data(tmp_path / "data")
+    cfg = load_config(demo.parse_args([]).config, {"data_root": str(data)})
+    untrained = held_out_loss(cfg, None)
+    assert held_out_loss(cfg, None) == untrained   # deterministic
+    result = demo.improvement_check(rows((0.0, 0.0)), 0.05, quick=True,
+                                    losses={"trained": untrained, "untrained": untrained})
+    assert not result["passed"] and result["verdict"].startswith("FAILED")
 
 
 def test_a_work_dir_serves_one_setting(tmp_path):
@@ -69,7 +102,9 @@ def test_quick_demo_writes_every_report_file(tmp_path):
     for row in results["metrics"].values():
         assert 0.0 <= row["cIoU"] <= 1.0 and 0.0 <= row["J&F"] <= 1.0
     assert results["metrics"]["untrained_seg_forced"]["no_seg"] == 0  # the answer is forced
-    assert results["check"]["passed"] and results["quick"]
+    assert results["check"]["passed"] and results["quick"]   # the held-out loss dropped
+    held_out = results["held_out_loss"]
+    assert held_out["trained"]["loss"] < held_out["untrained"]["loss"]
     assert results["figure_errors"] == {}
     assert any("make_synthetic_data.py" in c and "--overwrite" in c
                for c in results["commands"])

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.consolidate import (
     MODEL_STATES,
     build_model,
@@ -39,9 +39,11 @@ convert = _tool("convert_ckpt")
 
 @pytest.fixture(scope="module")
 def zero2_run(tmp_path_factory) -> Path:
-    """One 2-rank ZeRO-2 run, shortened to one checkpoint (8 samples: iterations 1-2)."""
+    """One 2-rank ZeRO-2 run, shortened to one checkpoint (8 samples: iterations 1-2; the
+    LR warm-up must span at least one of them: warmup_ratio 0.5)."""
     work_dir = tmp_path_factory.mktemp("zero2")
-    dist_train(work_dir, "--cfg-options", "train_dataloader.dataset.num_samples=8")
+    dist_train(work_dir, "--cfg-options", "train_dataloader.dataset.num_samples=8",
+               "warmup_ratio=0.5")
     return work_dir
 
 
@@ -78,7 +80,7 @@ def test_zero2_round_trip_is_lossless(zero2_run, image, tmp_path, capsys):
     assert all(torch.equal(module.state_dict[k], master.state_dict[k])
                for k in module.state_dict)
     # Identical predictions: the trained checkpoint, its HF export, the re-imported one.
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     results = []
     for source in (ckpt, tmp_path / "hf1", tmp_path / "init.pth"):
         model = build_model(cfg, pretrained=False, seed=1)
@@ -125,7 +127,7 @@ def test_corrupted_checkpoint_files_are_named(zero2_run, tmp_path):
 
 
 def test_mmengine_pth_without_frozen_parameters_is_completed(tmp_path, capsys):
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     model = build_model(cfg, pretrained=False, seed=3)
     trainable = {k for k, p in model.named_parameters() if p.requires_grad}
     state = {k: v for k, v in model.state_dict().items() if k in trainable}
@@ -151,6 +153,6 @@ def test_from_hf_output_is_accepted_by_load_from(zero2_run, tmp_path):
     torch.save(states, states_file)
     work = tmp_path / "work"
     dist_train(work, "--cfg-options", "train_dataloader.dataset.num_samples=8",
-               f"load_from={tmp_path / 'init.pth'}")
+               "warmup_ratio=0.5", f"load_from={tmp_path / 'init.pth'}")
     trained = read_checkpoint(work).state_dict
     torch.testing.assert_close(trained[key], states["module"][key].float())

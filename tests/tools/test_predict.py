@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mmengine.config import Config
 from PIL import Image
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.engine.consolidate import build_model
 from mpr_cma.models.checkpoint import save_sa2va_hf
 
@@ -30,7 +30,7 @@ predict = _tool("predict")
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory) -> Path:
-    cfg = Config.fromfile(str(TINY)).model
+    cfg = load_config(TINY).model
     folder = tmp_path_factory.mktemp("hf") / "tiny"
     save_sa2va_hf(build_model(cfg, pretrained=False), folder, model_config=cfg.to_dict())
     return folder
@@ -99,3 +99,9 @@ def test_unreadable_image_and_empty_expression_fail_clearly(tmp_path):
     with pytest.raises(SystemExit, match="image not found"):
         predict.main([str(TINY), "--image", str(tmp_path / "nope.png"), "--text", "the cat",
                       "--out", str(tmp_path / "o")])
+
+
+def test_cfg_options_reach_the_model_of_a_config():
+    args = predict.parse_args([str(TINY), "--image", "x.jpg", "--text", "the cat", "--out",
+                               "out", "--device", "cpu", "--cfg-options", "mba.top_k=2"])
+    assert predict.load_model(args).grounding.mba.router.top_k == 2

@@ -231,3 +231,31 @@ def test_mevis_valid_submission(test_tool, data: dict[str, Path], capsys) -> Non
     assert results["metrics"]["complete"] and results["metrics"]["num_frames"] == 8
     assert (data["work"] / "submission.zip").is_file()
     assert "submission" in capsys.readouterr().out
+
+
+def test_default_work_dirs_name_config_and_checkpoint(test_tool) -> None:
+    def work_dir(*args: str) -> Path:
+        return test_tool.parse_args(["configs/mba_1b.py", "--dataset", "refcoco", *args]).work_dir
+
+    a = work_dir("--checkpoint", "runs/a/iter_2000.pth")
+    b = work_dir("--checkpoint", "runs/b/iter_2000.pth")   # same name, another run
+    assert a != b and a.name == b.name == "refcoco_val"
+    assert a.parent.name.startswith("mba_1b__iter_2000.pth-")
+    assert work_dir("--checkpoint", "runs/a/iter_2000.pth") == a   # deterministic
+    assert work_dir("--checkpoint", "runs/a/iter_2000.pth", "--cfg-options", "mba=None") != a
+    assert work_dir("--checkpoint", "runs/a/iter_2000.pth", "--answer", "It is [SEG].") != a
+    assert work_dir("--random-init").parent.name.startswith("mba_1b__random-init-")
+    other = test_tool.parse_args(["configs/ablations/mba_tmc_1b.py", "--dataset", "refcoco",
+                                  "--checkpoint", "runs/a/iter_2000.pth"]).work_dir
+    assert other != a
+    pred = test_tool.parse_args(["--eval-only", "--dataset", "mevis_u", "--gt", "g",
+                                 "--pred", "p1"]).work_dir
+    assert pred.parent.name.startswith("eval-only__p1-") and pred.name == "mevis_u_valid_u"
+
+
+def test_cfg_options_reach_the_evaluated_model() -> None:
+    from mpr_cma.engine.evaluate import build_eval_model
+
+    model, _ = build_eval_model(REPO / "configs/tiny/sa2va_mba_tiny.py", None,
+                                cfg_options={"mba": None, "criterion.tmc_weight": 0.0})
+    assert model.grounding.mba is None and model.criterion.tmc_weight == 0.0

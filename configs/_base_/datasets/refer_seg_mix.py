@@ -3,30 +3,30 @@
 # LLaVA-1.5 665k chat mix. Ref-DAVIS17 is evaluation only. Layout: data/README.md.
 # Sa2VA: 5 objects per sample, 5 random key frames per video (also SAM-2's frames),
 # dynamic tiling up to 12 tiles of 448 px, SAM-2 at 1024 px.
+# Reads `tokenizer` (the model's, configs/_base_/models/sa2va_mba_1b.py).
 data_root = 'data'
-# The model's tokenizer folder (configs/_base_/models/sa2va_mba_1b.py); Sa2VA's tokens are
-# added by the datasets exactly as by the model, so the ids agree.
-tokenizer = 'pretrained/InternVL2_5-1B'
 max_length = 8192
 
-image_inputs = dict(tokenizer=tokenizer, mllm_image_size=448, num_image_tokens_per_tile=256,
-                    sam2_image_size=1024, max_length=max_length)
-refcoco_common = dict(type='RefCOCODataset', data_root=data_root, split='train',
-                      max_objects=5, max_tiles=12, **image_inputs)
-video_common = dict(type='RefVOSDataset', max_objects=5, num_frames=5, frame_mode='random',
-                    sam2_frames='same', **image_inputs)
+# File-local helpers (names starting with '_' are not config fields).
+_image_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=448,
+                     num_image_tokens_per_tile=256, sam2_image_size=1024,
+                     max_length='${max_length}')
+_refcoco = dict(type='RefCOCODataset', data_root='${data_root}', split='train',
+                max_objects=5, max_tiles=12, **_image_inputs)
+_video = dict(type='RefVOSDataset', max_objects=5, num_frames=5, frame_mode='random',
+              sam2_frames='same', **_image_inputs)
 
 train_dataset = dict(
     type='ConcatDataset',
     datasets=[
-        dict(dataset='refcoco', **refcoco_common),
-        dict(dataset='refcoco+', **refcoco_common),
-        dict(dataset='refcocog', split_by='umd', **refcoco_common),
-        dict(name='mevis', data_root=data_root + '/mevis/train', **video_common),
-        dict(name='revos', data_root=data_root + '/revos/train', **video_common),
-        dict(name='ref_ytvos', data_root=data_root + '/ref_ytvos/train', **video_common),
-        dict(type='LLaVADataset', data_root=data_root + '/llava', tokenizer=tokenizer,
+        dict(dataset='refcoco', **_refcoco),
+        dict(dataset='refcoco+', **_refcoco),
+        dict(dataset='refcocog', split_by='umd', **_refcoco),
+        dict(name='mevis', data_root='${data_root}/mevis/train', **_video),
+        dict(name='revos', data_root='${data_root}/revos/train', **_video),
+        dict(name='ref_ytvos', data_root='${data_root}/ref_ytvos/train', **_video),
+        dict(type='LLaVADataset', data_root='${data_root}/llava', tokenizer='${tokenizer}',
              ann_file='llava_v1_5_mix665k.json', max_tiles=12, mllm_image_size=448,
-             num_image_tokens_per_tile=256, max_length=max_length),
+             num_image_tokens_per_tile=256, max_length='${max_length}'),
     ])
 collate_fn = dict(type='sa2va_collate')

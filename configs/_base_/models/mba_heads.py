@@ -1,6 +1,8 @@
 # Method knobs of MPR-CMA with the paper's defaults (../shared/docs/PAPER.md, sections 3.2-3.4).
-# Leaf configs override single fields, e.g. `mba = dict(top_k=8)`; the full model config
-# (issue #3) composes these dicts. "ours" marks choices the paper leaves open.
+# The model (sa2va_mba_1b.py) reads them as '${mba}' and '${criterion}'; a leaf sets single
+# fields, e.g. `mba = dict(top_k=8)`, `criterion = dict(tmc_weight=0.0)` or `mba = None`
+# (no MBA), or on the command line `--cfg-options mba.top_k=8` (configs/README.md).
+# "ours" marks choices the paper leaves open.
 
 # Mask-Biased Attention, eqs. (1)-(4). Swap `type` to 'MaskBiasedFiLM' for the Table 3 row.
 mba = dict(

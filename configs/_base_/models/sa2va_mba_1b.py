@@ -1,31 +1,34 @@
 # The Sa2VA-1B + MBA model (paper section 3): InternVL2_5-1B MLLM with LoRA, SAM-2 Hiera-L
 # grounding with Mask-Biased Attention between two decoder passes, and the losses of
-# eq. (6). Method knobs (MBA, losses) are in mba_heads.py; override them in a leaf, e.g.
-# `model = dict(grounding=dict(mba=dict(top_k=8)))`.
+# eq. (6). The method knobs `mba` and `criterion` are in mba_heads.py; '${...}' strings are
+# late-bound references, resolved after every override (configs/README.md).
 #
 # Weights: local paths, nothing is downloaded. `pretrained_root` holds the InternVL2_5-1B
-# HF folder and sam2_hiera_large.pt (the Sa2VA recipe). Set the paths to None to build a
-# random-init model (e.g. on the meta device to count parameters).
+# HF folder and sam2_hiera_large.pt (the Sa2VA recipe); `pretrained_root = None` builds a
+# random-init model (e.g. on the meta device to count parameters, or the tiny configs).
 _base_ = ['./mba_heads.py']
 
 pretrained_root = 'pretrained'
+# The tokenizer folder of the model and of the training datasets (one source: the
+# datasets add Sa2VA's tokens exactly as the model does, so the ids agree).
+tokenizer = '${pretrained_root}/InternVL2_5-1B'
 model = dict(
     type='Sa2VAMBA',
     mllm=dict(type='InternVLFromPreset', preset='internvl2_5_1b'),
-    mllm_pretrained=pretrained_root + '/InternVL2_5-1B',
-    tokenizer=pretrained_root + '/InternVL2_5-1B',
+    mllm_pretrained='${pretrained_root + "/InternVL2_5-1B" if pretrained_root else None}',
+    tokenizer='${tokenizer}',
     grounding=dict(
         type='SAM2Grounding',
         sam2_config='configs/sam2/sam2_hiera_l.yaml',  # a config name of the sam2 package
-        ckpt_path=pretrained_root + '/sam2_hiera_large.pt',
+        ckpt_path='${pretrained_root + "/sam2_hiera_large.pt" if pretrained_root else None}',
         image_size=1024,
-        mba={{_base_.mba}},
+        mba='${mba}',
         train_mask_decoder=True,   # Sa2VA trains the SAM-2 mask decoder
         detach_prior=False,        # ours: pass-1 logits keep their gradient through the gate
         object_gating='never',     # ours: SAM-2's untrained no-object substitution is off
         autocast_dtype='bfloat16',
     ),
-    criterion={{_base_.criterion}},
+    criterion='${criterion}',
     text_tokens='expression+seg',  # ours: F_t = expression tokens + [SEG]
     lora=dict(r=128, alpha=256, dropout=0.05),  # Sa2VA
     freeze_vision=True,                          # Sa2VA

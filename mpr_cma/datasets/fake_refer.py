@@ -1,18 +1,19 @@
-"""A tiny synthetic referring dataset and its collate, for the training tests only.
+"""A tiny random referring dataset for CPU training runs (configs/tiny/train_tiny.py, tests).
 
 Each sample is built with the real conversation encoder (`encode_referring`: the shipped
 tiny tokenizer, exact expression spans), random tiles and SAM-2 frames and box masks, and is
 a pure function of its index and `seed`, so runs are reproducible and resumable without any
-RNG state. Batches come from the real `sa2va_collate`. The real datasets
-(`configs/_base_/datasets/`) replace these.
+RNG state. Batch it with the real `sa2va_collate`. Registered in DATASETS when imported
+(the tiny configs list this module in `custom_imports`); the real datasets are
+configs/_base_/datasets/.
 """
 
 import torch
 from torch.utils.data import Dataset
 
-from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
+from mpr_cma.datasets import encode_referring, sentence_ids
 from mpr_cma.models.mllm.tokenizer import add_special_tokens, load_tokenizer, tiny_tokenizer_path
-from mpr_cma.registry import DATASETS, FUNCTIONS
+from mpr_cma.registry import DATASETS
 
 EXPRESSIONS = ["the red circle", "the square on the left", "the small blue triangle"]
 
@@ -66,9 +67,3 @@ class FakeReferDataset(Dataset):
                                               generator=g),
                 "masks": masks, "expression_spans": enc.expression_spans,
                 "sentence_ids": sentence_ids(enc.expressions), "sentences": enc.expressions}
-
-
-@FUNCTIONS.register_module()
-def fake_refer_collate(samples: list[dict], pad_token_id: int = 0) -> dict:
-    """The real `sa2va_collate` (kept under this name for the tiny training configs)."""
-    return sa2va_collate(samples, pad_token_id)

@@ -1,0 +1,63 @@
+"""Validation during training: the val items, and a tiny training run (1 process, DeepSpeed,
+gloo) that validates every 4 iterations and writes the metrics to scalars.json and to
+TensorBoard event files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mpr_cma.engine.validation import ReferValDataset, spread
+from tests.scripts._drivers import ROOT, make_quick_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_quick_data(tmp_path_factory.mktemp("quick") / "data")
+
+
+def test_spread():
+    assert spread(10, 3) == [0, 4, 9] and spread(3, 5) == [0, 1, 2] and spread(4, None) == [
+        0, 1, 2, 3]
+    with pytest.raises(ValueError, match="at least 1"):
+        spread(4, 0)
+
+
+def test_val_items_of_two_splits(data):
+    dataset = ReferValDataset(data, [dict(dataset="refcoco", split="val"),
+                                     dict(dataset="mevis_u", split="valid_u")], max_items=2)
+    assert len(dataset) == 4 and dataset.metainfo["sources"] == ["mevis_u_valid_u",
+                                                                 "refcoco_val"]
+    image, video = dataset[0], dataset[3]
+    assert image["kind"] == "image" and image["gt"].shape == image["image"].size[::-1]
+    assert video["kind"] == "video" and video["gt"].shape[0] == len(video["frames"])
+    with pytest.raises(FileNotFoundError, match="refcocog val"):
+        ReferValDataset(data, [dict(dataset="refcocog", split="val")])
+
+
+@pytest.mark.slow
+def test_tiny_run_logs_val_metrics_to_scalars_and_tensorboard(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work = tmp_path / "train"
+    options = ["max_epochs=3", "warmup_ratio=0.25", "val_interval=4", "val_items=2",
+               "val_answer=It is [SEG].", "use_tensorboard=True", "log_interval=4"]
+    proc = subprocess.run(
+        [sys.executable, "tools/train.py", "configs/tiny/demo_val.py", "--work-dir", str(work),
+         "--data-root", str(data), "--cfg-options", *options], cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (scalars,) = work.glob("*/vis_data/scalars.json")
+    records = [json.loads(line) for line in scalars.read_text().splitlines()]
+    val = [r for r in records if "refcoco_val/cIoU" in r]
+    train = [r for r in records if "loss" in r]
+    iterations = train[-1]["iter"]   # 16 training samples / batch 2 = 8 per epoch
+    assert iterations == 24 and [r["step"] for r in val] == list(range(4, 25, 4))
+    for r in val:   # forced answers: masks are scored
+        assert 0.0 <= r["refcoco_val/cIoU"] <= 1.0 and 0.0 <= r["mevis_u_valid_u/J&F"] <= 1.0
+        assert r["refcoco_val/num_items"] == 2 and r["mevis_u_valid_u/num_items"] == 2
+    (events,) = work.glob("*/vis_data/events.out.tfevents.*")
+    tags = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert {"loss", "lr", "loss_mask", "refcoco_val/cIoU", "mevis_u_valid_u/J&F"} <= set(tags)
