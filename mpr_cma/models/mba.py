@@ -19,10 +19,12 @@ Implementation notes (choices the paper leaves open are marked "ours" in PAPER.m
   would dominate the cost. Instead the query projection is folded into the keys
   (q_p . k = LN(x_p) . (W_q^T k) + b_q . k) and the output projection into the values
   (sum_k a_pk W_o v_k), so the per-pixel work is O(C * heads * K), not O(C^2).
-- Text routing, key/value projections, attention logits, softmax and the gate are
-  computed in fp32 whatever the input dtype. The per-pixel tensors (normalised pixels,
-  attention output, residual) stay in the dtype of `visual`, which halves the activation
-  memory in bf16 training; the output has the dtype of `visual`.
+- Text routing (router scores), key/value projections, the folded keys, the attention
+  logits' per-key offsets, softmax and the gate are computed in fp32 whatever the input
+  dtype, also inside an autocast region (autocast is switched off around them). The
+  per-pixel tensors (normalised pixels, the pixel-by-key product, attention output,
+  residual) stay in the dtype of `visual` (or autocast's, when on), which halves the
+  activation memory in bf16 training; the output has the dtype of `visual`.
 - A sample whose text is all padding gets its visual features back unchanged; so does
   every sample when gamma = 0, and every pixel where the gate is exactly 0.
 - `warmup_scale` multiplies gamma; the training hook ramps it from 0 to 1 over the
@@ -83,8 +85,9 @@ class TopKTextRouter(nn.Module):
         Returns:
             RoutedTokens with K' = min(K, N) slots.
         """
-        hidden = F.gelu(_linear_fp32(self.mlp[0], text))
-        scores = _linear_fp32(self.mlp[2], hidden).squeeze(-1)  # (B, N) fp32
+        with _fp32(text.device):
+            hidden = F.gelu(_linear_fp32(self.mlp[0], text))
+            scores = _linear_fp32(self.mlp[2], hidden).squeeze(-1)  # (B, N) fp32
         k = min(self.top_k, text.shape[1])
         # Padding can never win: it is pushed to -inf before ranking. If a sample has
         # fewer than k real tokens, the extra slots hold padding and are marked invalid.
@@ -101,10 +104,18 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
+def _fp32(device: torch.device):
+    """A region where autocast is off, so fp32 operands give fp32 results (inside a bf16
+    autocast, as the 1B config trains, F.linear / einsum would otherwise run in bf16)."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 def _linear_fp32(layer: nn.Linear, x: Tensor) -> Tensor:
-    """`layer(x)` computed in fp32 whatever the dtypes of `x` and of the layer."""
+    """`layer(x)` computed in fp32 whatever the dtypes of `x` and of the layer, and whether
+    or not autocast is on."""
     bias = None if layer.bias is None else layer.bias.float()
-    return F.linear(x.float(), layer.weight.float(), bias)
+    with _fp32(x.device):
+        return F.linear(x.float(), layer.weight.float(), bias)
 
 
 class _MaskGatedPixelToText(nn.Module):
@@ -232,26 +243,31 @@ class _MaskGatedPixelToText(nn.Module):
         b, k = routed.valid.shape
         h, d = self.num_heads, self.head_dim
         dtype = x_norm.dtype
-        keys = _linear_fp32(self.k_proj, routed.tokens).view(b, k, h, d)
-        values = _linear_fp32(self.v_proj, routed.tokens).view(b, k, h, d)
-        w_q = self.q_proj.weight.float().view(h, d, self.dim)
-        b_q = self.q_proj.bias.float().view(h, d)
-        # Fold W_q into the keys, (B, C, h*K), and b_q . k into a per-key offset.
-        keys_in_pixel_space = torch.einsum("hdc,bkhd->bchk", w_q, keys) / math.sqrt(d)
-        key_offset = torch.einsum("hd,bkhd->bhk", b_q, keys) / math.sqrt(d)
+        device = x_norm.device
+        with _fp32(device):  # token-side work: K tokens, negligible cost, kept in fp32
+            keys = _linear_fp32(self.k_proj, routed.tokens).view(b, k, h, d)
+            values = _linear_fp32(self.v_proj, routed.tokens).view(b, k, h, d)
+            w_q = self.q_proj.weight.float().view(h, d, self.dim)
+            b_q = self.q_proj.bias.float().view(h, d)
+            # Fold W_q into the keys, (B, C, h*K), and b_q . k into a per-key offset.
+            keys_in_pixel_space = torch.einsum("hdc,bkhd->bchk", w_q, keys) / math.sqrt(d)
+            key_offset = torch.einsum("hd,bkhd->bhk", b_q, keys) / math.sqrt(d)
+        # The per-pixel product runs in the dtype of the pixels (and under autocast, if on).
         logits = torch.bmm(x_norm, keys_in_pixel_space.reshape(b, self.dim, h * k).to(dtype))
-        logits = logits.view(b, -1, h, k).float() + key_offset.unsqueeze(1)
-        # Invalid slots get the most negative finite logit (not -inf, so a row with no
-        # valid slot stays finite) and are then zeroed explicitly.
-        invalid = ~routed.valid.view(b, 1, 1, k)
-        logits = logits.masked_fill(invalid, torch.finfo(logits.dtype).min)
-        probs = logits.softmax(dim=-1).masked_fill(invalid, 0.0)
-        if self.training and self.attn_dropout > 0:
-            probs = F.dropout(probs, p=self.attn_dropout)
-        # Fold the output heads into the values: slot k of head h as a D-vector, (B,D,h*K).
-        w_o, b_o = self._value_heads()
-        w_o = w_o.view(w_o.shape[0], h, d)
-        values_out = torch.einsum("bkhd,ehd->behk", values, w_o).reshape(b, -1, h * k)
+        with _fp32(device):
+            logits = logits.view(b, -1, h, k).float() + key_offset.unsqueeze(1)
+            # Invalid slots get the most negative finite logit (not -inf, so a row with no
+            # valid slot stays finite) and are then zeroed explicitly.
+            invalid = ~routed.valid.view(b, 1, 1, k)
+            logits = logits.masked_fill(invalid, torch.finfo(logits.dtype).min)
+            probs = logits.softmax(dim=-1).masked_fill(invalid, 0.0)
+            if self.training and self.attn_dropout > 0:
+                probs = F.dropout(probs, p=self.attn_dropout)
+            # Fold the output heads into the values: slot k of head h as a D-vector,
+            # (B, D, h*K).
+            w_o, b_o = self._value_heads()
+            w_o = w_o.view(w_o.shape[0], h, d)
+            values_out = torch.einsum("bkhd,ehd->behk", values, w_o).reshape(b, -1, h * k)
         mixed = torch.bmm(values_out.to(dtype), probs.view(b, -1, h * k).transpose(1, 2).to(dtype))
         return mixed + b_o.to(dtype).view(1, -1, 1), probs
 

@@ -202,6 +202,27 @@ def test_bfloat16_inputs_and_parameters(cls):
     assert torch.isfinite(module_bf16.q_proj.weight.grad.float()).all()
 
 
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_token_side_is_fp32_inside_bf16_autocast(cls):
+    """The docstring's promise holds inside the 1B config's bf16 autocast: router scores and
+    attention probabilities come out fp32 and equal the fp32 computation's (the router
+    only sees tokens, so its scores are bit-identical; the probabilities differ only by
+    the bf16 pixel-by-key product)."""
+    module = make_module(cls)
+    visual, text, mask_logits, text_mask = make_inputs()
+    _, reference = module(visual, text, mask_logits, text_mask, return_attention=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        routed = module._route(text, text_mask)
+        out, info = module(visual, text, mask_logits, text_mask, return_attention=True)
+    assert routed.scores.dtype == torch.float32 and routed.tokens.dtype == torch.float32
+    torch.testing.assert_close(routed.scores, reference["router_scores"], rtol=0, atol=0)
+    assert info["router_scores"].dtype == torch.float32
+    assert info["attn"].dtype == torch.float32 and info["gate"].dtype == torch.float32
+    torch.testing.assert_close(info["gate"], reference["gate"], rtol=0, atol=0)
+    torch.testing.assert_close(info["attn"], reference["attn"], rtol=0.05, atol=0.02)
+    assert torch.isfinite(out.float()).all()
+
+
 def test_film_variant_differs_from_mba():
     visual, text, mask_logits, text_mask = make_inputs()
     mba, film = make_module(MaskBiasedAttention), make_module(MaskBiasedFiLM)
