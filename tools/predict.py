@@ -35,7 +35,6 @@ from mpr_cma.engine.consolidate import (
 )
 from mpr_cma.models.inference import predict_image, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
-from mpr_cma.models.mllm.template import clean_expression
 from mpr_cma.visualization import attention_maps, overlay_heatmap, overlay_masks
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -167,9 +166,11 @@ def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> Non
         (out / "overlay").mkdir(exist_ok=True)
         for name, frame in zip(names, overlays, strict=True):
             save_png(out / "overlay" / f"{name}.png", frame)
-    if recorder is not None and len(recorder.infos) == len(frames):
+    if recorder is not None and len(recorder.infos) == len(result["mba_frames"]):
+        # MBA ran on these frames (Sa2VA's rule: the prompted key frames), in this order.
         (out / "attention").mkdir(exist_ok=True)
-        for name, array, info in zip(names, arrays, recorder.infos, strict=True):
+        for t, info in zip(result["mba_frames"], recorder.infos, strict=True):
+            name, array = names[t], arrays[t]
             maps = attention_maps(info)
             heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
             save_png(out / "attention" / f"{name}.png", overlay_heatmap(array, heat))
@@ -177,7 +178,7 @@ def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not clean_expression(" ".join(args.text.split())):
+    if not args.text.strip():
         sys.exit("error: the referring expression (--text) is empty")
     try:
         if args.image:

@@ -7,7 +7,9 @@ model = dict(
     mllm=dict(preset='tiny'),
     mllm_pretrained=None,
     tokenizer='tiny',
-    grounding=dict(ckpt_path=None, image_size=64, size_preset='tiny', autocast_dtype=None),
+    # object_gating='never': measured on the demo (docs/method_choices.md), not Sa2VA's.
+    grounding=dict(ckpt_path=None, image_size=64, size_preset='tiny', autocast_dtype=None,
+                   object_gating='never'),
     criterion=dict(num_points=256, bound_max_dist=4.0),
     lora=dict(r=4, alpha=8, dropout=0.05),
 )
