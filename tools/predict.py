@@ -13,7 +13,8 @@ OUT/<stem>_attention.png (gated MBA attention, strongest routed token per pixel)
 OUT/<stem>_attention.npy ((K, h, w) per-token maps, heads averaged).
 Video (a folder of frames, sorted by name, or an .mp4): OUT/<frame>.png per frame,
 OUT/overlay.mp4 (mp4v; --frames also writes OUT/overlay/<frame>.png), with --attention
-OUT/attention/<frame>.png. --answer "It is [SEG]." skips generation (untrained models).
+OUT/attention/<frame>.png for the frames MBA ran on (Sa2VA's frame rule: the first 5, the
+[SEG]-prompted ones). --answer "It is [SEG]." skips generation (untrained models).
 An unreadable image or an empty expression exits with status 1 and a message.
 """
 

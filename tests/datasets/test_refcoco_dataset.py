@@ -1,5 +1,7 @@
 """RefCOCODataset: real REFER layout in tmp_path, hand-drawn masks, bad data skipped."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,18 @@ def test_wrong_data_root_fails_at_start_naming_the_path(tmp_path, root):
     (path / IMAGE_DIR / image_name(9)).unlink()  # a missing image file is a bad sample
     ds = build(path)
     assert ds[1]["meta"]["image_id"] == 581857 and ds.skipped["FileNotFoundError"] == 1
+
+
+def test_trains_on_the_raw_sentence_as_sa2va(root):
+    """Sa2VA's RefCOCO training text is REFER's "raw" sentence, lower-cased, final "." off
+    (its mmdet RefCocoDataset + Sa2VA01RefSeg); "sent" (tokens) is the evaluation text."""
+    path, _ = root
+    ref_file = path / "refcoco" / "refs(unc).p"
+    refs = pickle.loads(ref_file.read_bytes())
+    for ref in refs:
+        if ref["image_id"] == 9:
+            ref["sentences"] = [{"raw": "The TALL pole, left.", "sent": "the tall pole left",
+                                 "tokens": ["the", "tall", "pole", "left"], "sent_id": 77}]
+    ref_file.write_bytes(pickle.dumps(refs))
+    sample = build(path)[1]
+    assert sample["sentences"] == ["the tall pole, left"]
