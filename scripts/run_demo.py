@@ -64,6 +64,9 @@ from mpr_cma.visualization import (  # noqa: E402
 )
 
 FORCED_ANSWER = "It is [SEG]."
+# Generation budget of the demo's evaluations. The tiny model's answers are a few tokens;
+# an untrained LLM never says <|im_end|>, and Sa2VA's 2048 would cost it minutes per split.
+DEMO_MAX_NEW_TOKENS = "32"
 # Mask colour of the figures: cyan, which no synthetic shape has.
 MASK_COLOR = [(0, 255, 255)]
 
@@ -169,7 +172,7 @@ def evaluate(steps: Steps, args, data: Path, train_dir: Path, eval_dir: Path) ->
             command = ["bash", str(REPO / "tools/dist_test.sh"), str(args.config),
                        str(args.procs), *[o.format(train=train_dir) for o in options],
                        *split_options, "--data-root", str(data), "--work-dir", str(out),
-                       "--no-progress", "--save-masks"]
+                       "--no-progress", "--save-masks", "--max-new-tokens", DEMO_MAX_NEW_TOKENS]
             steps.run(f"eval_{variant}_{split}", command)
             results.setdefault(variant, {})[split] = json.loads(
                 (out / "results.json").read_text())

@@ -16,7 +16,8 @@ OUT/<stem>_attention.png (gated MBA attention, strongest routed token per pixel)
 OUT/<stem>_attention.npy ((K, h, w) per-token maps, heads averaged).
 Video (a folder of frames, sorted by name, or an .mp4): OUT/<frame>.png per frame,
 OUT/overlay.mp4 (mp4v; --frames also writes OUT/overlay/<frame>.png), with --attention
-OUT/attention/<frame>.png. --answer "It is [SEG]." skips generation (untrained models).
+OUT/attention/<frame>.png for the frames MBA ran on (Sa2VA's frame rule: the first 5, the
+[SEG]-prompted ones). --answer "It is [SEG]." skips generation (untrained models).
 An unreadable image or an empty expression exits with status 1 and a message.
 """
 
@@ -39,7 +40,6 @@ from mpr_cma.engine.consolidate import (
 )
 from mpr_cma.models.inference import predict_image, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
-from mpr_cma.models.mllm.template import clean_expression
 from mpr_cma.visualization import attention_maps, overlay_heatmap, overlay_masks
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -177,9 +177,11 @@ def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> Non
         (out / "overlay").mkdir(exist_ok=True)
         for name, frame in zip(names, overlays, strict=True):
             save_png(out / "overlay" / f"{name}.png", frame)
-    if recorder is not None and len(recorder.infos) == len(frames):
+    if recorder is not None and len(recorder.infos) == len(result["mba_frames"]):
+        # MBA ran on these frames (Sa2VA's rule: the prompted key frames), in this order.
         (out / "attention").mkdir(exist_ok=True)
-        for name, array, info in zip(names, arrays, recorder.infos, strict=True):
+        for t, info in zip(result["mba_frames"], recorder.infos, strict=True):
+            name, array = names[t], arrays[t]
             maps = attention_maps(info)
             heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
             save_png(out / "attention" / f"{name}.png", overlay_heatmap(array, heat))
@@ -187,7 +189,7 @@ def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not clean_expression(" ".join(args.text.split())):
+    if not args.text.strip():
         sys.exit("error: the referring expression (--text) is empty")
     try:
         if args.image:

@@ -130,7 +130,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inference.add_argument("--random-init", action="store_true",
                            help="no checkpoint: evaluate the config's init (smoke tests)")
     inference.add_argument("--answer", help="teacher-force this answer, e.g. 'It is [SEG].'")
-    inference.add_argument("--max-new-tokens", type=int, default=32)
+    inference.add_argument("--max-new-tokens", type=int, default=2048,
+                           help="generation budget (Sa2VA: 2048)")
     inference.add_argument("--max-tiles", type=int, default=12, help="image tiles (RefCOCO)")
     inference.add_argument("--num-key-frames", type=int, default=5, help="MLLM frames (video)")
     inference.add_argument("--local_rank", "--local-rank", type=int, default=0,

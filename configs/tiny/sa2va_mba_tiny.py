@@ -8,6 +8,8 @@ tokenizer = 'tiny'        # the tokenizer shipped in mpr_cma (model and datasets
 criterion = dict(num_points=256, bound_max_dist=4.0)
 model = dict(
     mllm=dict(preset='tiny'),
-    grounding=dict(image_size=64, size_preset='tiny', autocast_dtype=None),
+    # object_gating='never': measured on the demo (docs/method_choices.md), not Sa2VA's.
+    grounding=dict(image_size=64, size_preset='tiny', autocast_dtype=None,
+                   object_gating='never'),
     lora=dict(r=4, alpha=8, dropout=0.05),
 )

@@ -7,9 +7,10 @@ and replaced by the next index (deterministically), at most `max_refetch` times 
 Errors outside that list (bugs) propagate. Paths are checked when a dataset is built, so a
 wrong data_root fails at start with the missing path.
 
-Datasets do not import models (DESIGN.md keeps the dependency one way), so the SAM-2
-resize + normalisation lives here as `sam2_pixels`; it matches
-`SAM2Grounding.preprocess` (checked by tests/datasets/test_refcoco_dataset.py).
+The SAM-2 input of a training sample (`sam2_pixels`) is Sa2VA's training input: PIL
+bicubic resize to S x S (its `DirectResize`) and fp32 ImageNet normalisation (its
+`SAM2TrainRunner.preprocess_image`), the transforms of `mpr_cma.models.grounding.transforms`
+(inference normalises in bf16 instead, as Sa2VA's `predict_forward` does).
 """
 
 import hashlib
@@ -20,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from PIL import Image
 from torch.utils.data import Dataset
 
-# ImageNet statistics, which SAM-2 normalises with (sam2 `_transforms`, Sa2VA).
-SAM2_MEAN = (0.485, 0.456, 0.406)
-SAM2_STD = (0.229, 0.224, 0.225)
+from mpr_cma.models.grounding.transforms import sam2_input
+
 # Decoding and annotation errors of one sample: OSError (unreadable or corrupt image, named
 # by mllm.preprocess.open_image), ValueError (malformed RLE / polygon, too long a prompt),
 # KeyError (an anno_id / ann_id missing from the annotation files).
@@ -43,20 +42,13 @@ def check_path(path: str | Path, what: str) -> Path:
 
 
 def sam2_pixels(image: Image.Image, size: int) -> torch.Tensor:
-    """SAM-2 input of one RGB image: bilinear (antialiased) resize to size x size, [0, 1],
-    ImageNet mean/std.
+    """SAM-2 input of one RGB image as Sa2VA trains: PIL bicubic resize to size x size,
+    then `(x / 255 - mean) / std` in fp32 with the ImageNet statistics.
 
     Returns:
         (3, size, size) float32.
     """
-    x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())
-    x = x.permute(2, 0, 1).unsqueeze(0).float()
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=True)
-    mean = torch.tensor(SAM2_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(SAM2_STD).view(1, 3, 1, 1)
-    return ((x / 255.0 - mean) / std)[0]
+    return sam2_input([image.convert("RGB")], size, "fp32")[0]
 
 
 def sentence_ids(sentences: list[str]) -> torch.Tensor:

@@ -1,18 +1,25 @@
-"""Referring-segmentation conversations with exact expression token spans.
+"""Referring-segmentation conversations in Sa2VA's form, with exact expression token spans.
 
 Sa2VA's referring datasets (RefCOCO/+/g, MeViS, ReVOS, Ref-YTVOS) turn the objects of one
 image or video into a multi-turn chat: one question per object, each answered with a single
 `[SEG]`, the image (or key-frame) placeholder opening the first question, at most
-`num_classes_per_sample` / `select_number` = 5 objects per sample. MBA and TMC also need
-the token span of every object's expression in `input_ids`. Searching the expression's
-tokens in the prompt is fragile (a word can repeat, BPE merges depend on context), so the
-span is known by construction: every question is tokenized in three pieces - the text before
-the expression, the expression (with its leading space), the text after it - and the span is
-the middle piece's position. The pieces split at spaces or punctuation, which the Qwen2
-pre-tokenizer splits at anyway, so the ids equal those of tokenizing the whole question.
+`num_classes_per_sample` / `select_number` = 5 objects per sample. Questions and answers
+are drawn uniformly from Sa2VA's `SEG_QUESTIONS` / `SEG_ANSWERS`, and the expression is
+prepared by the rule of the dataset family (`EXPRESSION_RULES`):
 
-A ReVOS-style expression that is itself a question (it holds "?") is asked as is, as Sa2VA
-does; its span is then the whole question.
+- "refcoco" (`Sa2VA01RefSeg._parse_annotations`): lower-cased, one final "." dropped;
+- "refvos" (`Sa2VA03RefVOS.dataset_map_fn`): an expression holding "?" is asked as is, as
+  the whole question; otherwise every "." is removed, then it is stripped and lower-cased.
+
+Outer whitespace of an expression is stripped first (annotation text has none; Sa2VA keeps
+it in the RefCOCO rule, which only matters for malformed text).
+
+MBA and TMC also need the token span of every object's expression in `input_ids`.
+Every template piece is tokenized as a whole, as xtuner does (so the ids are Sa2VA's), with
+the tokenizer's character offsets; the span is the tokens covering the expression's
+characters, located by private-use markers that are removed before tokenization. A token
+that also holds a neighbouring template character (a BPE merge across the boundary) is
+part of the span. This needs a fast tokenizer (the InternVL2.5 and the tiny one are).
 """
 
 import random
@@ -30,7 +37,7 @@ from mpr_cma.models.mllm.template import (
     ChatTemplate,
     Turn,
     build_conversation,
-    clean_expression,
+    token_span,
 )
 from mpr_cma.models.mllm.tokenizer import SEG_TOKEN
 
@@ -39,6 +46,7 @@ from mpr_cma.models.mllm.tokenizer import SEG_TOKEN
 _OPEN, _CLOSE = "\ue000", "\ue001"
 # Sa2VA: num_classes_per_sample=5 (RefCOCO family), select_number=5 (video datasets).
 MAX_OBJECTS = 5
+EXPRESSION_RULES = ("refcoco", "refvos")
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ class EncodedConversation:
         labels: same length; the answer tokens (and their closing `<|im_end|>`), else
             IGNORE_INDEX.
         expression_spans: one (start, end) per object, end exclusive, in input_ids.
-        expressions: the cleaned expressions, in object order (= `[SEG]` order).
+        expressions: the expressions as asked (after the dataset rule), in object order
+            (= `[SEG]` order).
     """
 
     input_ids: list[int]
@@ -59,29 +68,61 @@ class EncodedConversation:
     expressions: list[str]
 
 
-def _question(expression: str, template: str) -> str:
-    """The question with the expression bracketed by the markers, its leading space inside."""
-    if "?" in expression:
+def prepare_expression(expression: str, rule: str) -> tuple[str, bool]:
+    """An expression as Sa2VA's dataset of that family asks it.
+
+    Args:
+        expression: the annotation text.
+        rule: "refcoco" or "refvos" (see the module docstring).
+
+    Returns:
+        (text, is_question): the text to put in a question template, or, when is_question,
+        the question itself (a Ref-VOS expression holding "?").
+
+    Raises:
+        ValueError: an unknown rule, or nothing is left of the expression.
+    """
+    if rule not in EXPRESSION_RULES:
+        raise ValueError(f"expression rule must be one of {EXPRESSION_RULES}, got {rule!r}")
+    text = expression.replace(_OPEN, "").replace(_CLOSE, "").strip()
+    is_question = rule == "refvos" and "?" in text
+    if rule == "refcoco":
+        text = text.lower()
+        text = text[:-1] if text.endswith(".") else text
+    elif not is_question:
+        text = text.replace(".", "").strip().lower()
+    if not text:
+        raise ValueError(f"empty referring expression {expression!r}")
+    return text, is_question
+
+
+def _question(expression: str, is_question: bool, template: str) -> str:
+    """The question with the expression bracketed by the markers."""
+    if is_question:
         return _OPEN + expression + _CLOSE
-    marked = template.format(expression=_OPEN + clean_expression(expression) + _CLOSE)
-    return marked.replace(" " + _OPEN, _OPEN + " ")
+    return template.format(expression=_OPEN + expression + _CLOSE)
 
 
 def _encode_marked(tokenizer: PreTrainedTokenizerBase, text: str,
                    offset: int) -> tuple[list[int], list[tuple[int, int]]]:
-    """Tokenize `text` piecewise at the markers; spans of the bracketed parts."""
-    ids: list[int] = []
-    spans = []
+    """Tokenize `text` without its markers, as one piece; token spans of the bracketed parts."""
+    plain, ranges = "", []
     rest = text
     while _OPEN in rest:
         before, rest = rest.split(_OPEN, 1)
         inside, rest = rest.split(_CLOSE, 1)
-        ids += tokenizer.encode(before, add_special_tokens=False)
-        start = offset + len(ids)
-        ids += tokenizer.encode(inside, add_special_tokens=False)
-        spans.append((start, offset + len(ids)))
-    ids += tokenizer.encode(rest, add_special_tokens=False)
-    return ids, spans
+        plain += before
+        ranges.append((len(plain), len(plain) + len(inside)))
+        plain += inside
+    plain += rest
+    if not ranges:
+        return tokenizer.encode(plain, add_special_tokens=False), []
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: the expression "
+                         "spans need its character offsets")
+    enc = tokenizer(plain, add_special_tokens=False, return_offsets_mapping=True)
+    spans = [token_span(enc["offset_mapping"], a, b) for a, b in ranges]
+    return list(enc["input_ids"]), [(offset + a, offset + b) for a, b in spans]
 
 
 def encode_referring(
@@ -92,11 +133,12 @@ def encode_referring(
     rng: random.Random | None = None,
     template: ChatTemplate = QWEN_CHAT,
     max_length: int | None = None,
+    rule: str = "refcoco",
 ) -> EncodedConversation:
     """Encode a referring conversation, one question/answer turn per expression.
 
     Args:
-        tokenizer: with Sa2VA's tokens added (`add_special_tokens`).
+        tokenizer: with Sa2VA's tokens added (`add_special_tokens`); a fast tokenizer.
         expressions: one per object, in object order.
         num_image_tokens: total `<IMG_CONTEXT>` count of the image or key frames (> 0).
         num_frames: > 1 for a video (one single-tile block per key frame).
@@ -104,21 +146,22 @@ def encode_referring(
         template: the chat template (Sa2VA: qwen_chat, no system prompt).
         max_length: fail if longer (the caller drops objects: truncating would cut a
             `[SEG]` or an expression).
+        rule: expression rule, "refcoco" (images) or "refvos" (videos); see the module doc.
 
     Returns:
         `EncodedConversation`; `[SEG]` k of input_ids belongs to expression k.
 
     Raises:
-        ValueError: no expressions, an empty expression, or the sequence exceeds max_length.
+        ValueError: no expressions, an empty expression, an unknown rule, or the sequence
+            exceeds max_length.
     """
     if not expressions:
         raise ValueError("a referring conversation needs at least one expression")
-    cleaned = [" ".join(e.replace(_OPEN, "").replace(_CLOSE, "").split()) for e in expressions]
-    if not all(cleaned):
-        raise ValueError(f"empty referring expression in {list(expressions)!r}")
+    prepared = [prepare_expression(e, rule) for e in expressions]
     turns = []
-    for i, expression in enumerate(cleaned):
-        question = _question(expression, rng.choice(SEG_QUESTIONS) if rng else SEG_QUESTIONS[0])
+    for i, (expression, is_question) in enumerate(prepared):
+        phrasing = rng.choice(SEG_QUESTIONS) if rng else SEG_QUESTIONS[0]
+        question = _question(expression, is_question, phrasing)
         answer = rng.choice(SEG_ANSWERS) if rng else SEG_ANSWERS[0]
         turns.append(Turn((IMAGE_PLACEHOLDER + "\n" if i == 0 else "") + question, answer))
     pieces = build_conversation(turns, num_image_tokens, num_frames, template=template)
@@ -134,11 +177,10 @@ def encode_referring(
         raise ValueError(f"{len(expressions)}-object conversation has {len(input_ids)} tokens "
                          f"> max_length {max_length}")
     seg_id = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
-    if input_ids.count(seg_id) != len(cleaned) or len(spans) != len(cleaned):
+    if input_ids.count(seg_id) != len(prepared) or len(spans) != len(prepared):
         raise ValueError(f"conversation holds {input_ids.count(seg_id)} [SEG] and {len(spans)} "
-                         f"expressions for {len(cleaned)} objects")
-    used = [clean_expression(e) if "?" not in e else e for e in cleaned]
-    return EncodedConversation(input_ids, labels, spans, used)
+                         f"expressions for {len(prepared)} objects")
+    return EncodedConversation(input_ids, labels, spans, [e for e, _ in prepared])
 
 
 def encode_referring_fitting(
@@ -148,6 +190,7 @@ def encode_referring_fitting(
     num_frames: int = 1,
     rng: random.Random | None = None,
     max_length: int | None = None,
+    rule: str = "refcoco",
 ) -> EncodedConversation:
     """`encode_referring` dropping trailing objects until the sequence fits max_length.
 
@@ -157,7 +200,7 @@ def encode_referring_fitting(
     for count in range(len(expressions), 0, -1):
         try:
             return encode_referring(tokenizer, expressions[:count], num_image_tokens,
-                                    num_frames, rng, max_length=max_length)
+                                    num_frames, rng, max_length=max_length, rule=rule)
         except ValueError:
             if count == 1:
                 raise

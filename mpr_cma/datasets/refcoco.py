@@ -2,9 +2,11 @@
 
 One sample = one COCO image with up to `max_objects` of its refs (Sa2VA:
 `num_classes_per_sample=5`), each asked about with one of its sentences in its own turn and
-answered with one `[SEG]`. The MLLM sees InternVL's dynamic tiles of the image, SAM-2 the
-image resized to `sam2_image_size`; the masks are the refs' annotations at the original
-resolution.
+answered with one `[SEG]`. As in Sa2VA (`third_parts/mmdet/datasets/refcoco.py`,
+`Sa2VA01RefSeg`) the sentence is the REFER "raw" text, lower-cased with its final "."
+dropped, in one of Sa2VA's question templates. The MLLM sees InternVL's dynamic tiles of
+the image, SAM-2 the image resized to `sam2_image_size`; the masks are the refs'
+annotations at the original resolution.
 
 Sa2VA draws exactly 5 refs per image with replacement; `replace=False` (default here) draws
 min(5, refs) distinct refs so an object is not asked twice (set True for Sa2VA's rule).
@@ -151,7 +153,8 @@ class RefCOCODataset(SkippingDataset):
         group = [self.records[i] for i in self.groups[index]]
         picked = [group[i] for i in sample_objects(len(group), self.max_objects, self.replace,
                                                    rng)]
-        texts = [rng.choice(rec.sentences) for rec in picked]
+        # Sa2VA trains on the REFER "raw" sentence (its mmdet RefCocoDataset), evaluates on "sent"
+        texts = [rng.choice(rec.raw_sentences) for rec in picked]
         image = open_image(picked[0].image_path)
         if (image.height, image.width) != (picked[0].height, picked[0].width):
             raise ValueError(f"{picked[0].image_path} is {image.height}x{image.width}, "

@@ -149,7 +149,7 @@ class RefVOSDataset(SkippingDataset):
             raise ValueError(f"video {video!r}: frames of different sizes")
         enc = encode_referring_fitting(
             self.tokenizer, [e.exp for e in picked], len(key) * self.tokens_per_tile,
-            num_frames=len(key), rng=rng, max_length=self.max_length)
+            num_frames=len(key), rng=rng, max_length=self.max_length, rule="refvos")
         picked = picked[:len(enc.expressions)]
         masks = np.stack([self._masks(video, e.anno_ids, sam_frames, size) for e in picked])
         pixel_values = torch.stack([self.transform(images[t]) for t in key])

@@ -121,7 +121,7 @@ def missing_data(data_root: str | Path, dataset: str, split: str,
 
 def evaluate_split(model, dataset: str, split: str, data_root: str | Path, work_dir: Path, *,
                    answer: str | None = None, max_tiles: int = 12, num_key_frames: int = 5,
-                   max_new_tokens: int = 32, save_masks: bool = False,
+                   max_new_tokens: int = 2048, save_masks: bool = False,
                    progress: bool = True, layout: str = "auto", gt_rule: str = "union",
                    anno_id_rule: str | None = None) -> dict | None:
     """Predict and score one split; rank 0 gets {"metrics", "per_item", "timings", ...}.

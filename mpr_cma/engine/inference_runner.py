@@ -117,7 +117,7 @@ def _save_png(path: Path, mask) -> None:
 
 # ---------------------------------------------------------------------- RefCOCO/+/g
 def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
-                answer: str | None = None, max_tiles: int = 12, max_new_tokens: int = 32,
+                answer: str | None = None, max_tiles: int = 12, max_new_tokens: int = 2048,
                 save_masks_dir: Path | None = None, progress: bool = True,
                 layout: str = "auto", gt_rule: str = "union") -> dict | None:
     """Predict and score one RefCOCO/+/g split (sharded over the ranks).
@@ -189,7 +189,7 @@ def _score_refcoco(dataset: str, split: str, items: list, preds: list[dict],
 
 # ---------------------------------------------------------------------- referring video
 def run_refvos(model, split_root: str | Path, dataset: str, work_dir: Path, *,
-               answer: str | None = None, num_key_frames: int = 5, max_new_tokens: int = 32,
+               answer: str | None = None, num_key_frames: int = 5, max_new_tokens: int = 2048,
                save_masks_dir: Path | None = None, progress: bool = True,
                anno_id_rule: str = "auto") -> dict | None:
     """Predict and score (or, for "mevis", package) one referring-video split.

@@ -1,15 +1,25 @@
 """Predict path of Sa2VA-MBA: an image or a video and a referring expression -> masks.
 
-As Sa2VA's `predict_forward`: the expression goes into the inference prompt
-("<image>\\nPlease segment {expression}."), the LLM answers greedily, and the hidden
-state of the first `[SEG]` of the answer prompts SAM-2. The expression's own tokens (and
-the `[SEG]`) are the MBA text tokens, exactly as in training. A model that answers without
-`[SEG]` predicts an empty mask (reported in the result). `answer=` teacher-forces a fixed
-answer instead of generating (e.g. "It is [SEG]." for a quick check of an untrained model).
+It follows Sa2VA's `predict_forward` (`projects/sa2va/hf/models/modeling_sa2va_chat.py`)
+and its evaluation scripts (`evaluation/sa2va_eval_refcoco.py`, `sa2va_eval_ref_vos.py`):
 
-Images: InternVL dynamic tiles for the MLLM, the full frame resized to S x S for SAM-2,
-masks upsampled back to the original size. Videos: the first `num_key_frames` frames (one
-tile each) for the MLLM (Sa2VA's inference), every frame for SAM-2 with its memory.
+- prompt: the evaluation question of Sa2VA's RES.py (images) or refVOS.py (videos) with
+  the expression verbatim, wrapped by the chat template's INSTRUCTION and tokenized as one
+  text (`encode_prompt`); the expression's tokens (and each `[SEG]`) are the MBA text
+  tokens, as in training;
+- answer: greedy, up to 2048 new tokens, until `<|im_end|>` / `<|endoftext|>`. Every
+  `[SEG]` of the answer prompts SAM-2 (when the budget runs out, Sa2VA's hidden-state
+  lookup skips the last generated token, and so do we); an image's mask is the union of
+  its `[SEG]` masks (Sa2VA's RefCOCO evaluation; `combine="first"` keeps the first), a
+  video's is the first `[SEG]`'s (Sa2VA's Ref-VOS evaluation). An answer without `[SEG]`
+  predicts empty masks (reported in the result). `answer=` teacher-forces a fixed answer
+  instead (e.g. "It is [SEG]." for a quick check of an untrained model);
+- images: InternVL dynamic tiles (1-12 + thumbnail) for the MLLM, the whole image for
+  SAM-2 (PIL bicubic resize to S x S, bf16 normalisation);
+- videos: the first `num_key_frames` frames (5, one tile each) for the MLLM, every frame
+  for SAM-2 under the grounding model's `video_prompt` rule (Sa2VA's: those key frames are
+  prompted without memory, the others tracked by memory alone);
+- masks: logits resized 4h x 4w -> S x S -> H x W (bilinear), kept where sigmoid > 0.5.
 """
 
 from collections.abc import Sequence
@@ -18,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mpr_cma.models.grounding.transforms import logits_to_masks
 from mpr_cma.models.mllm.preprocess import (
     ImageInput,
     load_frame_pixels,
@@ -25,44 +36,48 @@ from mpr_cma.models.mllm.preprocess import (
     open_image,
     select_key_frames,
 )
-from mpr_cma.models.mllm.template import (
-    INFERENCE_SEG_PROMPT,
-    build_conversation,
-    clean_expression,
-)
-from mpr_cma.models.mllm.tokenizer import ENDOFTEXT_TOKEN, IM_END_TOKEN, token_id
+from mpr_cma.models.mllm.template import inference_prompt, token_span
+from mpr_cma.models.mllm.tokenizer import ENDOFTEXT_TOKEN, IM_END_TOKEN, SEG_TOKEN, token_id
+
+# Sa2VA's `preparing_for_generation(max_new_tokens=2048)`, which its evaluations keep.
+MAX_NEW_TOKENS = 2048
+COMBINE_RULES = ("union", "first")
 
 
-def encode_prompt(tokenizer, expression: str, num_image_tokens: int,
-                  num_frames: int = 1) -> tuple[list[int], tuple[int, int]]:
-    """Token ids of the inference prompt and the (start, end) span of the expression.
+def encode_prompt(tokenizer, expression: str, num_image_tokens: int, num_frames: int = 1,
+                  video: bool = False) -> tuple[list[int], tuple[int, int]]:
+    """Token ids of Sa2VA's inference prompt and the (start, end) token span of the expression.
 
-    The rendered prompt is split around the expression and each piece is tokenized on its
-    own (the expression with its leading space), so the span is exact by construction; the
-    expression is cleaned as in training (`clean_expression`: lower case, no final stop).
+    The prompt (`template.inference_prompt`) is tokenized as one text, as `predict_forward`
+    does; the span is the tokens covering the expression's characters (fast tokenizers).
+
+    Raises:
+        ValueError: a blank expression, one holding `<image>` or `[SEG]`, or a tokenizer
+            without character offsets.
     """
-    expression = clean_expression(" ".join(expression.split()))
-    if not expression:
-        raise ValueError("the referring expression is empty")
-    question = INFERENCE_SEG_PROMPT.format(expression=expression)
-    (text, _), = build_conversation([(question, None)], num_image_tokens, num_frames)
-    cut = text.rindex(" " + expression)
-    pieces = [text[:cut], " " + expression, text[cut + len(expression) + 1:]]
-    ids = [tokenizer.encode(p, add_special_tokens=False) for p in pieces]
-    start = len(ids[0])
-    return ids[0] + ids[1] + ids[2], (start, start + len(ids[1]))
+    text, (start, end) = inference_prompt(expression, num_image_tokens, num_frames, video)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: the expression "
+                         "span needs its character offsets")
+    enc = tokenizer(text, return_offsets_mapping=True)
+    span = token_span(enc["offset_mapping"], start, end)
+    ids = list(enc["input_ids"])
+    seg = token_id(tokenizer, SEG_TOKEN)
+    if seg is not None and seg in ids:
+        raise ValueError(f"the referring expression holds [SEG]: {expression!r}")
+    return ids, span
 
 
 @torch.no_grad()
 def greedy_answer(model, input_ids: Tensor, pixel_values: Tensor,
-                  max_new_tokens: int = 32) -> list[int]:
+                  max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list[int], bool]:
     """Greedy decoding with the KV cache until `<|im_end|>` / `<|endoftext|>`.
 
     Args:
         model: Sa2VAMBA. input_ids: (1, L). pixel_values: (T, 3, s, s).
 
     Returns:
-        the generated token ids (stop token excluded).
+        (generated token ids without the stop token, whether a stop token ended it).
     """
     llm = model.mllm.language_model
     stops = {token_id(model.tokenizer, t) for t in (IM_END_TOKEN, ENDOFTEXT_TOKEN)}
@@ -72,12 +87,23 @@ def greedy_answer(model, input_ids: Tensor, pixel_values: Tensor,
     for _ in range(max_new_tokens):
         next_id = int(out.logits[0, -1].argmax())
         if next_id in stops:
-            break
+            return generated, True
         generated.append(next_id)
         step = torch.tensor([[next_id]], device=input_ids.device)
         out = llm(input_ids=step, past_key_values=out.past_key_values, use_cache=True,
                   return_dict=True)
-    return generated
+    return generated, False
+
+
+def seg_indices(generated: Sequence[int], seg_token_id: int, stopped: bool = True) -> list[int]:
+    """Positions of the answer's `[SEG]` tokens whose hidden states prompt SAM-2.
+
+    Sa2VA reads them off `generate`'s sequence without its last token (the stop token, or,
+    when the budget ran out, the last generated one), so a `[SEG]` generated last before
+    the budget ends is not used.
+    """
+    usable = list(generated) if stopped else list(generated)[:-1]
+    return [i for i, t in enumerate(usable) if t == seg_token_id]
 
 
 def _to_uint8_tensor(images: Sequence[ImageInput]) -> tuple[Tensor, tuple[int, int]]:
@@ -94,60 +120,73 @@ def _to_uint8_tensor(images: Sequence[ImageInput]) -> tuple[Tensor, tuple[int, i
 def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
             frames: Tensor, answer: str | None, max_new_tokens: int, video: bool,
             return_attention: bool = False) -> dict:
+    """MLLM answer, then SAM-2 per `[SEG]` (images: every one; videos: the first)."""
     device = next(model.parameters()).device
     num_tokens = pixel_values.shape[0] * model.mllm.num_image_token
-    ids, span = encode_prompt(model.tokenizer, expression, num_tokens, num_frames_llm)
+    ids, span = encode_prompt(model.tokenizer, expression, num_tokens, num_frames_llm, video)
     input_ids = torch.tensor([ids], device=device)
     pixel_values = pixel_values.to(device, next(model.mllm.mlp1.parameters()).dtype)
     if answer is None:
-        new = greedy_answer(model, input_ids, pixel_values, max_new_tokens)
+        new, stopped = greedy_answer(model, input_ids, pixel_values, max_new_tokens)
     else:
-        new = model.tokenizer.encode(answer, add_special_tokens=False)
+        new, stopped = model.tokenizer.encode(answer, add_special_tokens=False), True
     text = model.tokenizer.decode(new)
-    if model.seg_token_id not in new:
-        return {"answer": text, "has_seg": False}
-    # Teacher-forced pass over prompt + answer up to the first [SEG]: causal, so these are
-    # the hidden states generation saw.
-    full = torch.tensor([ids + new[: new.index(model.seg_token_id) + 1]], device=device)
+    segs = seg_indices(new, model.seg_token_id, stopped)
+    if not segs:
+        return {"answer": text, "has_seg": False, "num_seg": 0}
+    segs = segs[:1] if video else segs
+    # Teacher-forced pass over prompt + answer up to the last [SEG] used: causal, so these
+    # are the hidden states generation saw. That prefix holds exactly the used [SEG]s (all
+    # of them, or a video's first) and the prompt none (`encode_prompt`).
+    full = torch.tensor([ids + new[: segs[-1] + 1]], device=device)
     out = model.mllm(full, pixel_values, output_hidden_states=True)
-    text_in = model.object_text(out.hidden_states[-1], full, [1], [[span]])
+    text_in = model.object_text(out.hidden_states[-1], full, [len(segs)], [[span] * len(segs)])
     grounding = model.grounding
-    features = grounding.encode(grounding.preprocess(frames.to(device)))
+    features = grounding.encode(grounding.preprocess(frames, video=video).to(device))
     args = (text_in["prompt"], text_in["text"], text_in["text_mask"])
+    result = {"answer": text, "has_seg": True, "num_seg": len(segs)}
     if video:
-        logits = grounding.segment_video(features, *args[:1], [0], *args[1:])["pred_masks"][0]
-    else:
-        index = torch.zeros(1, dtype=torch.long, device=device)
-        want = return_attention and grounding.mba is not None
-        out = grounding.segment_images(features, index, *args, return_attention=want)
-        logits = out["pred_masks"][:, 0]
-        if want:
-            return {"answer": text, "has_seg": True, "low_res_logits": logits,
-                    "attention": {k: v.detach().cpu() for k, v in out["attention"].items()}}
-    return {"answer": text, "has_seg": True, "low_res_logits": logits}
+        keys, prompt_tracked = grounding.video_plan(list(range(num_frames_llm)))
+        seg = grounding.segment_video(features, *args[:1], keys, *args[1:],
+                                      prompt_tracked=prompt_tracked)
+        return {**result, "low_res_logits": seg["pred_masks"][0], "prompted": seg["prompted"],
+                "mba_frames": seg["mba_frames"]}
+    index = torch.zeros(len(segs), dtype=torch.long, device=device)
+    want = return_attention and grounding.mba is not None
+    seg = grounding.segment_images(features, index, *args, return_attention=want)
+    result["low_res_logits"] = seg["pred_masks"][:, 0]
+    if want:
+        result["attention"] = {k: v.detach().cpu() for k, v in seg["attention"].items()}
+    return result
 
 
 def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12,
-                  answer: str | None = None, max_new_tokens: int = 32,
-                  return_attention: bool = False) -> dict:
+                  answer: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
+                  return_attention: bool = False, combine: str = "union") -> dict:
     """Segment the object an expression refers to in one image.
 
     Args:
         model: Sa2VAMBA (eval mode is set here).
         image: PIL image or image path.
-        expression: the referring expression (non-empty).
-        max_tiles: most InternVL dynamic tiles (12, InternVL's default; a thumbnail is
-            added when there is more than one tile).
+        expression: the referring expression (non-empty), sent verbatim.
+        max_tiles: most InternVL dynamic tiles (12, Sa2VA's; a thumbnail is added when
+            there is more than one tile).
         answer: teacher-forced answer instead of greedy generation.
-        max_new_tokens: generation budget.
+        max_new_tokens: generation budget (Sa2VA: 2048).
         return_attention: also return MBA's attention info (CPU tensors, see
-            `MaskBiasedAttention`; "attn" and "attn_gated" are (1, heads, h, w, K)) under
-            "attention", when the model has MBA and the answer has `[SEG]`.
+            `MaskBiasedAttention`; "attn" and "attn_gated" are (n, heads, h, w, K) for the
+            n `[SEG]` of the answer) under "attention", when the model has MBA.
+        combine: "union" (Sa2VA's RefCOCO evaluation: the union of the masks of every
+            `[SEG]`) or "first" (the first `[SEG]`'s mask).
 
     Returns:
-        {"mask": (H, W) bool numpy, "logits": (H, W) fp32 tensor or None, "answer": str,
-         "has_seg": bool[, "attention": dict]}; without `[SEG]` the mask is empty.
+        {"mask": (H, W) bool numpy, "logits": (H, W) fp32 tensor or None (the maximum over
+         the combined `[SEG]`s: sigmoid > 0.5 of it is the mask), "answer": str,
+         "has_seg": bool, "num_seg": int[, "attention": dict]}; without `[SEG]` the mask is
+         empty.
     """
+    if combine not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
     model.eval()
     tiles = load_image_tiles(image, max_num=max_tiles,
                              image_size=model.mllm.vision_model.image_size)
@@ -156,22 +195,27 @@ def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12
                   return_attention=return_attention)
     if not out["has_seg"]:
         return {**out, "mask": np.zeros((h, w), dtype=bool), "logits": None}
-    logits = model.grounding.upsample_masks(out.pop("low_res_logits")[None], (h, w))[0, 0]
-    return {**out, "mask": (logits > 0).cpu().numpy(), "logits": logits.cpu()}
+    low_res = out.pop("low_res_logits")  # (n, 4h, 4w), one row per [SEG]
+    low_res = low_res[:1] if combine == "first" else low_res
+    logits = model.grounding.upsample_masks(low_res[None], (h, w))[0].amax(0)
+    return {**out, "mask": logits_to_masks(logits).cpu().numpy(), "logits": logits.cpu()}
 
 
 def predict_video(model, frames: Sequence[ImageInput], expression: str,
                   num_key_frames: int = 5, answer: str | None = None,
-                  max_new_tokens: int = 32) -> dict:
+                  max_new_tokens: int = MAX_NEW_TOKENS) -> dict:
     """Segment the referred object in every frame of a video.
 
     Args:
         model: Sa2VAMBA. frames: the video's frames in order (PIL images or paths).
-        expression: the referring expression. num_key_frames: frames shown to the MLLM
-            (the first ones, as Sa2VA's inference). answer, max_new_tokens: as predict_image.
+        expression: the referring expression, sent verbatim (refVOS.py's question form
+            when it holds "?"). num_key_frames: frames shown to the MLLM (the first ones,
+            Sa2VA: 5). answer, max_new_tokens: as `predict_image`.
 
     Returns:
-        {"masks": (T, H, W) bool numpy, "answer": str, "has_seg": bool}.
+        {"masks": (T, H, W) bool numpy, "answer": str, "has_seg": bool, "num_seg": int,
+         "prompted": frames decoded with the [SEG] prompt, "mba_frames": frames MBA ran
+         on, in its order} (the last two empty without `[SEG]`).
     """
     model.eval()
     if not frames:
@@ -182,6 +226,7 @@ def predict_video(model, frames: Sequence[ImageInput], expression: str,
     out = _ground(model, expression, pixels, len(key), stacked, answer, max_new_tokens,
                   video=True)
     if not out["has_seg"]:
-        return {**out, "masks": np.zeros((len(frames), h, w), dtype=bool)}
+        return {**out, "masks": np.zeros((len(frames), h, w), dtype=bool), "prompted": [],
+                "mba_frames": []}
     logits = model.grounding.upsample_masks(out.pop("low_res_logits")[None], (h, w))[0]
-    return {**out, "masks": (logits > 0).cpu().numpy()}
+    return {**out, "masks": logits_to_masks(logits).cpu().numpy()}

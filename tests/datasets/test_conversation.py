@@ -7,13 +7,14 @@ import pytest
 from mpr_cma.datasets.conversation import (
     encode_referring,
     encode_referring_fitting,
+    prepare_expression,
     sample_objects,
 )
 from mpr_cma.models.mllm.template import (
     IGNORE_INDEX,
     SEG_QUESTIONS,
+    Turn,
     encode_conversation,
-    referring_turns,
 )
 from mpr_cma.models.mllm.tokenizer import (
     SEG_TOKEN,
@@ -49,12 +50,41 @@ def test_spans_decode_to_the_expressions(tok, seed, frames):
     assert all(p < s[0] for p, s in zip(seg_pos, enc.expression_spans[1:], strict=False))
 
 
-def test_piecewise_ids_equal_whole_conversation_encoding(tok):
-    """Tokenizing in pieces gives the ids `encode_conversation` gives the same turns."""
+def test_ids_equal_sa2va_conversation_written_by_hand(tok):
+    """rng=None takes the first question and answer of Sa2VA's lists; the ids equal the
+    plain (xtuner-style) encoding of the conversation Sa2VA builds for these refs."""
     enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=8)
-    whole = encode_conversation(tok, referring_turns(EXPRESSIONS), num_image_tokens=8)
+    turns = [Turn("<image>\nCan you segment the the red car in this image?", "It is [SEG]."),
+             Turn("Can you segment the man on the left in this image?", "It is [SEG]."),
+             Turn("Can you segment the dog in this image?", "It is [SEG].")]
+    whole = encode_conversation(tok, turns, num_image_tokens=8)
     assert enc.input_ids == whole["input_ids"]
     assert enc.labels == whole["labels"]
+
+
+@pytest.mark.parametrize("rule,expression,expected", [
+    # Sa2VA01RefSeg: lower-cased, one final "." dropped; no question form
+    ("refcoco", "Man on the LEFT.", ("man on the left", False)),
+    ("refcoco", "st. louis sign..", ("st. louis sign.", False)),
+    ("refcoco", "Which one?", ("which one?", False)),
+    # Sa2VA03RefVOS: "?" -> asked as is; else every "." removed, stripped, lower-cased
+    ("refvos", "The Dog runs.", ("the dog runs", False)),
+    ("refvos", "st. Bernard  moving. ", ("st bernard  moving", False)),
+    ("refvos", "Which Dog runs. first?", ("Which Dog runs. first?", True)),
+])
+def test_expression_rules_of_sa2va_datasets(rule, expression, expected):
+    assert prepare_expression(expression, rule) == expected
+
+
+def test_refvos_questions_in_the_conversation(tok):
+    enc = encode_referring(tok, ["Which dog runs?", "The St. Bernard."], num_image_tokens=8,
+                           num_frames=2, rule="refvos")
+    text = tok.decode(enc.input_ids)
+    assert "</img>\nWhich dog runs?<|im_end|>" in text
+    assert "Can you segment the the st bernard in this image?" in text
+    assert enc.expressions == ["Which dog runs?", "the st bernard"]
+    for (start, end), expression in zip(enc.expression_spans, enc.expressions, strict=True):
+        assert tok.decode(enc.input_ids[start:end]).strip() == expression
 
 
 @pytest.mark.parametrize("template", SEG_QUESTIONS)
@@ -64,9 +94,12 @@ def test_every_question_template_gives_exact_spans(tok, template, monkeypatch):
     monkeypatch.setattr(conv, "SEG_QUESTIONS", (template,))
     enc = conv.encode_referring(tok, ["small blue triangle"], num_image_tokens=4)
     (start, end), = enc.expression_spans
-    assert tok.decode(enc.input_ids[start:end]) == " small blue triangle"
+    assert tok.decode(enc.input_ids[start:end]).strip() == "small blue triangle"
     full = tok.decode(enc.input_ids)
     assert template.format(expression="small blue triangle") in full
+    head, tail = template.split("{expression}")
+    assert tok.decode(enc.input_ids[:start]).rstrip().endswith(head.rstrip())
+    assert tok.decode(enc.input_ids[end:]).startswith(tail)
 
 
 def test_labels_supervise_only_the_answers(tok):
@@ -78,10 +111,14 @@ def test_labels_supervise_only_the_answers(tok):
         assert all(lab == IGNORE_INDEX for lab in enc.labels[start:end])
 
 
-def test_question_expression_is_asked_as_is(tok):
-    enc = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4)
+def test_question_expression_is_asked_as_is_in_videos_only(tok):
+    enc = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4,
+                           rule="refvos")
     (start, end), = enc.expression_spans
     assert tok.decode(enc.input_ids[start:end]) == "Which animal is running away?"
+    image = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4)
+    assert "Can you segment the which animal is running away? in this image?" in tok.decode(
+        image.input_ids)
 
 
 def test_max_length_drops_trailing_objects(tok):
@@ -99,6 +136,10 @@ def test_bad_inputs(tok):
         encode_referring(tok, [], num_image_tokens=4)
     with pytest.raises(ValueError, match="empty"):
         encode_referring(tok, ["  "], num_image_tokens=4)
+    with pytest.raises(ValueError, match="empty"):
+        encode_referring(tok, [" . "], num_image_tokens=4, rule="refvos")
+    with pytest.raises(ValueError, match="rule"):
+        encode_referring(tok, ["dog"], num_image_tokens=4, rule="coco")
 
 
 def test_sample_objects():

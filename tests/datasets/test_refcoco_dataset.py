@@ -1,5 +1,7 @@
 """RefCOCODataset: real REFER layout in tmp_path, hand-drawn masks, bad data skipped."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -70,19 +72,17 @@ def test_image_inputs_for_mllm_and_sam2(root):
     assert ds.modality_length == [1 * 4 + 24 * 3, 1 * 4 + 24 * 1]
 
 
-def test_sam2_pixels_equal_the_grounding_preprocess():
+def test_sam2_pixels_are_sa2va_training_input():
+    """Sa2VA's training input: DirectResize (PIL's default resize of the uint8 image) then
+    SAM2TrainRunner.preprocess_image (statistics in the fp32 dtype of image / 255)."""
     from PIL import Image
-
-    from mpr_cma.models.grounding.sam2_grounding import PIXEL_MEAN, PIXEL_STD
 
     image = Image.fromarray(torch.randint(0, 255, (30, 20, 3), dtype=torch.uint8).numpy())
     ours = sam2_pixels(image, 64)
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float()
-    ref = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear",
-                                          align_corners=False, antialias=True)
-    ref = (ref / 255.0 - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(
-        PIXEL_STD).view(1, 3, 1, 1)
-    torch.testing.assert_close(ours, ref[0])
+    g = torch.from_numpy(np.array(image.resize((64, 64)))).permute(2, 0, 1) / 255.0
+    g -= torch.tensor((0.485, 0.456, 0.406), dtype=g.dtype)[:, None, None]
+    g /= torch.tensor((0.229, 0.224, 0.225), dtype=g.dtype)[:, None, None]
+    torch.testing.assert_close(ours, g, rtol=0, atol=0)
 
 
 def test_sentence_ids_equal_the_tmc_hash():
@@ -149,3 +149,18 @@ def test_wrong_data_root_fails_at_start_naming_the_path(tmp_path, root):
     (path / IMAGE_DIR / image_name(9)).unlink()  # a missing image file is a bad sample
     ds = build(path)
     assert ds[1]["meta"]["image_id"] == 581857 and ds.skipped["FileNotFoundError"] == 1
+
+
+def test_trains_on_the_raw_sentence_as_sa2va(root):
+    """Sa2VA's RefCOCO training text is REFER's "raw" sentence, lower-cased, final "." off
+    (its mmdet RefCocoDataset + Sa2VA01RefSeg); "sent" (tokens) is the evaluation text."""
+    path, _ = root
+    ref_file = path / "refcoco" / "refs(unc).p"
+    refs = pickle.loads(ref_file.read_bytes())
+    for ref in refs:
+        if ref["image_id"] == 9:
+            ref["sentences"] = [{"raw": "The TALL pole, left.", "sent": "the tall pole left",
+                                 "tokens": ["the", "tall", "pole", "left"], "sent_id": 77}]
+    ref_file.write_bytes(pickle.dumps(refs))
+    sample = build(path)[1]
+    assert sample["sentences"] == ["the tall pole, left"]

@@ -94,7 +94,7 @@ def test_unreadable_image_and_empty_expression_fail_clearly(tmp_path):
         predict.main([str(TINY), "--image", str(bad), "--text", "the cat", "--out",
                       str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="expression .* is empty"):
-        predict.main([str(TINY), "--image", str(bad), "--text", "  . ", "--out",
+        predict.main([str(TINY), "--image", str(bad), "--text", "  \t ", "--out",
                       str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="image not found"):
         predict.main([str(TINY), "--image", str(tmp_path / "nope.png"), "--text", "the cat",

@@ -25,8 +25,11 @@ model = dict(
         mba='${mba}',
         train_mask_decoder=True,   # Sa2VA trains the SAM-2 mask decoder
         detach_prior=False,        # ours: pass-1 logits keep their gradient through the gate
-        object_gating='never',     # ours: SAM-2's untrained no-object substitution is off
+        object_gating='pointer',   # Sa2VA: no-object pointer substitution only, masks kept
         autocast_dtype='bfloat16',
+        video_prompt='key_frames',     # Sa2VA: key frames prompted, the rest tracked
+        mba_on_tracked_frames=False,   # ours: MBA where the [SEG] prompt is (docs/sa2va_parity.md)
+        memory_dtype='bfloat16',       # Sa2VA stores SAM-2's video memory in bf16
     ),
     criterion='${criterion}',
     text_tokens='expression+seg',  # ours: F_t = expression tokens + [SEG]

@@ -14,6 +14,13 @@ from mpr_cma.models.grounding.sam2_grounding import (
     GroundingFeatures,
     SAM2Grounding,
 )
+from mpr_cma.models.grounding.transforms import (
+    logits_to_masks,
+    normalize,
+    resize_frames,
+    sam2_input,
+    upsample_mask_logits,
+)
 
 __all__ = [
     "DEFAULT_SAM2_CONFIG",
@@ -24,5 +31,10 @@ __all__ = [
     "build_language_sam2",
     "image_size_overrides",
     "load_sam2_checkpoint",
+    "logits_to_masks",
+    "normalize",
+    "resize_frames",
+    "sam2_input",
     "tiny_sam2_overrides",
+    "upsample_mask_logits",
 ]

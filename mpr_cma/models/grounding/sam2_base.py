@@ -10,6 +10,12 @@ To add the token without copying `_forward_sam_heads`, this subclass registers a
 hook on its prompt encoder that appends the language embedding of the current call. The
 hook is a bound method, so `copy.deepcopy` and pickling rebind it to the copy; it adds no
 parameters, so state dicts keep the key names of `sam2_hiera_large.pt`.
+
+SAM-2's two substitutions for an object it scores absent (object score <= 0) are switched
+separately (`gate_masks`, `gate_pointer`): the masks become the constant NO_OBJ_SCORE
+(-1024) and the object pointer becomes the learned `no_obj_ptr`. Sa2VA's SAM-2
+(`hf/models/sam2.py` and `models/extension/sam2_base.py`) has the mask substitution
+commented out and keeps the pointer one; `SAM2Grounding(object_gating=...)` picks.
 """
 
 from collections.abc import Sequence
@@ -29,10 +35,9 @@ class LanguagePromptSAM2(SAM2Base):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._language_embd: Tensor | None = None
-        # SAM-2 replaces the masks of an object it scores absent (object score <= 0) by the
-        # constant NO_OBJ_SCORE (-1024). That hard choice has no gradient, so in training it
-        # would freeze such objects at a huge loss; SAM2Grounding switches it off there.
-        self.gate_absent_objects = True
+        # SAM-2's own behaviour: both substitutions on (SAM2Grounding sets them per mode).
+        self.gate_masks = True
+        self.gate_pointer = True
         self.sam_prompt_encoder.register_forward_hook(self._append_language_prompt)
 
     def _append_language_prompt(
@@ -68,11 +73,12 @@ class LanguagePromptSAM2(SAM2Base):
         mask (B, 1, S, S), object pointer (B, C), object score logits (B, 1).
         """
         self._language_embd = language_embd
-        gating = self.pred_obj_scores
-        # Without the gate the object pointer is the raw one, as for a present object.
-        self.pred_obj_scores = gating and self.gate_absent_objects
+        scores = self.pred_obj_scores
+        # SAM-2's code applies both substitutions when pred_obj_scores is set; without them
+        # the masks and the object pointer are the raw ones, as for a present object.
+        self.pred_obj_scores = scores and self.gate_masks
         try:
-            return super()._forward_sam_heads(
+            out = super()._forward_sam_heads(
                 backbone_features=backbone_features,
                 point_inputs=point_inputs,
                 mask_inputs=mask_inputs,
@@ -82,4 +88,22 @@ class LanguagePromptSAM2(SAM2Base):
         finally:
             # Never leak a prompt into a later plain SAM-2 call (e.g. after an exception).
             self._language_embd = None
-            self.pred_obj_scores = gating
+            self.pred_obj_scores = scores
+        if scores and self.gate_pointer and not self.gate_masks:
+            *masks, obj_ptr, object_score_logits = out
+            out = (*masks, self._no_object_pointer(obj_ptr, object_score_logits),
+                   object_score_logits)
+        return out
+
+    def _no_object_pointer(self, obj_ptr: Tensor, object_score_logits: Tensor) -> Tensor:
+        """SAM-2's pointer substitution alone (the last lines of `_forward_sam_heads`):
+        an object scored absent gets `no_obj_ptr` (softly with `soft_no_obj_ptr`)."""
+        if not self.use_obj_ptrs_in_encoder:
+            return obj_ptr  # SAM-2 builds no `no_obj_ptr` then and substitutes nothing
+        if self.soft_no_obj_ptr:
+            appearing = object_score_logits.sigmoid()
+        else:
+            appearing = (object_score_logits > 0).float()
+        if self.fixed_no_obj_ptr:
+            obj_ptr = appearing * obj_ptr
+        return obj_ptr + (1 - appearing) * self.no_obj_ptr

@@ -22,21 +22,27 @@ Choices (the paper is silent on them):
   function of the decoder's own output, so pass 2's loss can also teach the decoder to give
   a better prior. gamma starts at 0, so early in training this gradient is 0 anyway.
   `detach_prior=True` is the knob for the ablation.
-- SAM-2 replaces the logits of an object it scores absent by -1024 (object score <= 0).
-  That choice is hard (no gradient), and no loss of Sa2VA (nor ours) trains the
-  object-score head on language prompts, so its verdict is untrained: applied in training
-  it pins such objects at a loss of ~1000 per pixel, applied at inference it erases the
-  masks of objects it happens to score absent (seen on the tiny demo model: cIoU 0).
-  By default (`object_gating="never"`) it is therefore off; "eval" applies it at
-  inference only and "always" is SAM-2's own behaviour, for checkpoints whose object-score
-  head was trained for language prompts.
+- An object SAM-2 scores absent (object score <= 0) gets two hard substitutions in SAM-2:
+  mask logits -1024, and `no_obj_ptr` as object pointer (read by later frames' memory).
+  Sa2VA keeps only the pointer one (the mask one is commented out in its `sam2.py`, in
+  training and inference): `object_gating="pointer"`, the default. The mask substitution
+  has no gradient and nothing trains the object-score head on language prompts: in
+  training it pins such objects at a loss of ~1000 per pixel, at inference it erased the
+  masks of the tiny demo model (cIoU 0). "never" removes both (the tiny configs' measured
+  choice), "eval" applies both at inference only, "always" is SAM-2's own behaviour.
+- SAM-2 input and mask output follow Sa2VA's code paths (`transforms`): PIL bicubic resize,
+  bf16 normalisation at inference; logits resized to S x S then to the frame, kept where
+  sigmoid > 0.5.
+- Video (`segment_video`, `video_plan`): Sa2VA's rule by default (`video_prompt=
+  "key_frames"`): the MLLM's key frames get the [SEG] prompt without memory, the others are
+  tracked by SAM-2's memory alone; "all_frames" (ours before) conditions on the first key
+  frame only and prompts every frame. MBA runs where the prompt does; on un-prompted
+  tracked frames only with `mba_on_tracked_frames`.
 """
 
 import contextlib
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mpr_cma.models.grounding.builder import (
@@ -44,49 +50,20 @@ from mpr_cma.models.grounding.builder import (
     build_language_sam2,
     tiny_sam2_overrides,
 )
+from mpr_cma.models.grounding.outputs import DecoderOutput, GroundingFeatures
+from mpr_cma.models.grounding.transforms import Frames, sam2_input, upsample_mask_logits
 from mpr_cma.models.grounding.video import segment_video
 from mpr_cma.registry import MODELS
 
 SIZE_PRESETS = {None: list, "tiny": tiny_sam2_overrides}
-OBJECT_GATING = ("eval", "always", "never")
-# SAM-2's input normalisation (ImageNet statistics on [0, 1] pixels).
-PIXEL_MEAN = (0.485, 0.456, 0.406)
-PIXEL_STD = (0.229, 0.224, 0.225)
-
-
-class GroundingFeatures(NamedTuple):
-    """Per-frame SAM-2 backbone features, output of `SAM2Grounding.encode`.
-
-    Attributes:
-        image_embed: (F, C, h, w) image-mode embedding F_v: the top FPN level plus SAM-2's
-            `no_mem_embed` (h = w = S / 16).
-        backbone: (F, C, h, w) the top FPN level itself, the input of memory attention and
-            of the memory encoder in video mode.
-        backbone_pos: (F, C, h, w) its sine positional encoding.
-        high_res: ((F, C/8, 4h, 4w), (F, C/4, 2h, 2w)) FPN levels 0 and 1 after the
-            decoder's `conv_s0` / `conv_s1` (as `SAM2Base.forward_image` returns them).
-    """
-
-    image_embed: Tensor
-    backbone: Tensor
-    backbone_pos: Tensor
-    high_res: tuple[Tensor, ...]
-
-
-class DecoderOutput(NamedTuple):
-    """One SAM-2 decoder pass for B objects (fp32 masks, as SAM-2 returns them).
-
-    Attributes:
-        low_res: (B, 1, 4h, 4w) mask logits. high_res: (B, 1, S, S) the same, upsampled.
-        iou: (B, M) predicted IoUs. obj_ptr: (B, C) object pointer.
-        object_score: (B, 1) object-presence logit.
-    """
-
-    low_res: Tensor
-    high_res: Tensor
-    iou: Tensor
-    obj_ptr: Tensor
-    object_score: Tensor
+# object_gating -> (substitute masks, substitute the object pointer), per mode (train, eval).
+OBJECT_GATING = {
+    "pointer": ((False, True), (False, True)),  # Sa2VA
+    "never": ((False, False), (False, False)),
+    "eval": ((False, False), (True, True)),
+    "always": ((True, True), (True, True)),     # SAM-2
+}
+VIDEO_PROMPTS = ("key_frames", "all_frames")
 
 
 @MODELS.register_module()
@@ -110,13 +87,23 @@ class SAM2Grounding(nn.Module):
             encoder and the memory modules are always frozen.
         detach_prior: detach pass-1 logits before the MBA gate (see module docstring).
         multimask_output: None = SAM-2's rule as Sa2VA uses it; True/False force it.
-        object_gating: when SAM-2's no-object substitution (absent object -> logits -1024)
-            applies: "never" (ours, default: the head is untrained for language prompts),
-            "eval" (inference only), "always" (SAM-2's behaviour).
+        object_gating: SAM-2's substitutions for an object scored absent (see the module
+            docstring): "pointer" (Sa2VA, default: the pointer only), "never", "eval"
+            (both, at inference only), "always" (both: SAM-2's behaviour).
         autocast_dtype: run SAM-2 and MBA under `torch.autocast` in this dtype (Sa2VA runs
             SAM-2 under bf16 autocast). None = use the caller's context. SAM-2's decoder
             cannot run with bf16 *parameters* on CPU (layer norms get fp32 inputs), so on
             CPU keep fp32 weights and use this flag for bf16 compute.
+        video_prompt: video frame rule: "key_frames" (Sa2VA, default: the MLLM's key frames
+            are prompted without memory, the rest tracked without prompt) or "all_frames"
+            (ours before: the first key frame conditions, every frame is prompted).
+        mba_on_tracked_frames: also run MBA (with the object's text tokens, no prompt) on
+            the un-prompted tracked frames of the "key_frames" rule. False (default):
+            those frames are plain SAM-2 tracking, as in Sa2VA; the paper's "frame by
+            frame" MBA then acts on the prompted frames and reaches the others through
+            their memories.
+        memory_dtype: precision of the stored video memory features (Sa2VA: bfloat16);
+            None keeps the compute precision.
     """
 
     def __init__(
@@ -131,8 +118,11 @@ class SAM2Grounding(nn.Module):
         train_image_encoder: bool = False,
         detach_prior: bool = False,
         multimask_output: bool | None = None,
-        object_gating: str = "never",
+        object_gating: str = "pointer",
         autocast_dtype: torch.dtype | str | None = None,
+        video_prompt: str = "key_frames",
+        mba_on_tracked_frames: bool = False,
+        memory_dtype: torch.dtype | str | None = "bfloat16",
     ):
         super().__init__()
         if size_preset not in SIZE_PRESETS:
@@ -156,14 +146,16 @@ class SAM2Grounding(nn.Module):
             )
         self.multimask_output = bool(multimask_output)
         if object_gating not in OBJECT_GATING:
-            raise ValueError(f"object_gating must be one of {OBJECT_GATING}, got "
+            raise ValueError(f"object_gating must be one of {tuple(OBJECT_GATING)}, got "
                              f"{object_gating!r}")
         self.object_gating = object_gating
-        if isinstance(autocast_dtype, str):
-            autocast_dtype = getattr(torch, autocast_dtype)
-        self.autocast_dtype = autocast_dtype
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
+        if video_prompt not in VIDEO_PROMPTS:
+            raise ValueError(f"video_prompt must be one of {VIDEO_PROMPTS}, got "
+                             f"{video_prompt!r}")
+        self.video_prompt = video_prompt
+        self.mba_on_tracked_frames = bool(mba_on_tracked_frames)
+        self.autocast_dtype = _dtype(autocast_dtype, "autocast_dtype")
+        self.memory_dtype = _dtype(memory_dtype, "memory_dtype")
         # Sa2VA: the whole of SAM-2 is frozen, then the mask decoder is unfrozen.
         self.sam2_model.requires_grad_(False)
         self.sam2_model.sam_mask_decoder.requires_grad_(train_mask_decoder)
@@ -183,8 +175,7 @@ class SAM2Grounding(nn.Module):
         """
         super().train(mode)
         sam = self.sam2_model
-        sam.gate_absent_objects = (self.object_gating == "always"
-                                   or (self.object_gating == "eval" and not mode))
+        sam.gate_masks, sam.gate_pointer = OBJECT_GATING[self.object_gating][0 if mode else 1]
         frozen = [sam.memory_attention, sam.memory_encoder]
         if not self.train_image_encoder:
             frozen.append(sam.image_encoder)
@@ -198,27 +189,25 @@ class SAM2Grounding(nn.Module):
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     # ------------------------------------------------------------------ images
-    def preprocess(self, images: Tensor) -> Tensor:
-        """Resize and normalise images like SAM-2 (bilinear with antialias, ImageNet stats).
+    def preprocess(self, images: Frames, video: bool = False) -> Tensor:
+        """SAM-2 input of Sa2VA's inference: PIL bicubic resize to S x S, bf16 normalisation.
 
         Args:
-            images: (F, 3, H, W) uint8, or float in [0, 255].
+            images: (F, 3, H, W) uint8 tensor, or F RGB images (PIL or (H, W, 3) uint8).
+            video: normalise as Sa2VA's video path ("bf16_stats") instead of its image path
+                ("bf16"); training data use "fp32" (`mpr_cma.datasets.sam2_pixels`).
 
         Returns:
-            (F, 3, S, S) fp32 normalised pixels, S = `image_size`.
+            (F, 3, S, S) fp32 normalised pixels (bf16 values), S = `image_size`, on the
+            device of a tensor input (else the CPU).
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (F, 3, H, W), got {tuple(images.shape)}")
-        x = images.float()
-        size = (self.image_size, self.image_size)
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return (x / 255.0 - self.pixel_mean) / self.pixel_std
+        device = images.device if isinstance(images, Tensor) else torch.device("cpu")
+        mode = "bf16_stats" if video else "bf16"
+        return sam2_input(images, self.image_size, mode).to(device)
 
-    @staticmethod
-    def upsample_masks(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
-        """Bilinearly resize (B, K, h, w) mask logits to (B, K, H, W) fp32 (as Sa2VA does)."""
-        return F.interpolate(mask_logits.float(), size=size, mode="bilinear", align_corners=False)
+    def upsample_masks(self, mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
+        """(B, K, h, w) mask logits -> (B, K, H, W) fp32, via S x S as Sa2VA does (bilinear)."""
+        return upsample_mask_logits(mask_logits, self.image_size, size)
 
     def encode(self, g_pixel_values: Tensor) -> GroundingFeatures:
         """Run the image encoder (frozen unless `train_image_encoder`) on preprocessed frames.
@@ -322,30 +311,35 @@ class SAM2Grounding(nn.Module):
         self,
         visual: Tensor,
         high_res: list[Tensor],
-        prompt: Tensor,
+        prompt: Tensor | None,
         text: Tensor | None = None,
         text_mask: Tensor | None = None,
         return_attention: bool = False,
+        use_mba: bool = True,
     ) -> tuple[DecoderOutput, DecoderOutput, Tensor, dict | None]:
         """Decoder pass 1, MBA and pass 2 on per-object features (one row per object).
 
         Args:
             visual: (B, C, h, w) F_v (image embedding or memory-conditioned features).
             high_res: [(B, C/8, 4h, 4w), (B, C/4, 2h, 2w)] high-res decoder features.
-            prompt, text, text_mask, return_attention: as in `segment_images`.
+            prompt: (B, n, C) [SEG] embeddings, or None for SAM-2's decoder without a
+                language prompt (a tracked video frame).
+            text, text_mask, return_attention: as in `segment_images`.
+            use_mba: False runs one plain pass even when the model has MBA.
 
         Returns:
             (final pass, first pass, features of the final pass (B, C, h, w), MBA info or
-            None). Without mba the first pass is the final one and F_v is returned as is.
+            None). Without MBA the first pass is the final one and F_v is returned as is.
         """
         b = visual.shape[0]
-        if prompt.dim() != 3 or prompt.shape[0] != b or prompt.shape[2] != self.hidden_dim:
+        if prompt is not None and (prompt.dim() != 3 or prompt.shape[0] != b
+                                   or prompt.shape[2] != self.hidden_dim):
             raise ValueError(
                 f"prompt must be (B={b}, n, C={self.hidden_dim}), got {tuple(prompt.shape)}"
             )
         with self._autocast(visual.device):
             first = self._sam_heads(visual, high_res, prompt)
-            if self.mba is None:
+            if self.mba is None or not use_mba:
                 return first, first, visual, None
             if text is None:
                 raise ValueError("SAM2Grounding with mba needs `text` (B, N, C) tokens")
@@ -358,6 +352,17 @@ class SAM2Grounding(nn.Module):
         return final, first, refined, info
 
     # ------------------------------------------------------------------ video
+    def video_plan(self, key_frames: list[int]) -> tuple[list[int], bool]:
+        """(conditioning frames, prompt the tracked frames?) of `video_prompt` for the
+        MLLM's key frames: "key_frames" -> (the key frames, False), Sa2VA's rule;
+        "all_frames" -> ([first key frame], True)."""
+        keys = sorted({int(t) for t in key_frames})
+        if not keys:
+            raise ValueError("video_plan needs at least one key frame")
+        if self.video_prompt == "key_frames":
+            return keys, False
+        return keys[:1], True
+
     def segment_video(
         self,
         features: GroundingFeatures,
@@ -365,18 +370,34 @@ class SAM2Grounding(nn.Module):
         key_frames: list[int],
         text: Tensor | None = None,
         text_mask: Tensor | None = None,
-    ) -> dict[str, Tensor]:
+        prompt_tracked: bool = False,
+    ) -> dict:
         """Segment O objects through T frames with SAM-2 memory; see `video.segment_video`.
 
         Args:
             features: `encode` output of the T frames of one video.
             prompt: (O, n, C) [SEG] embeddings, one row per object.
-            key_frames: conditioning frames (segmented without memory); the others are
-                tracked with memory attention. All frames = Sa2VA's per-frame path.
+            key_frames: conditioning frames (prompted, segmented without memory); the
+                others are tracked with memory attention. All frames = Sa2VA's per-frame
+                training path. `video_plan` gives the frames of the `video_prompt` rule.
             text: (O, N, C) text tokens for MBA. text_mask: (O, N) bool.
+            prompt_tracked: prompt the tracked frames too ("all_frames" rule).
 
         Returns:
             dict with "pred_masks" (O, T, 4h, 4w), "pred_masks_pass1" (O, T, 4h, 4w),
-            "object_score_logits" (O, T) fp32.
+            "object_score_logits" (O, T) fp32, "prompted" and "mba_frames" (frame lists).
         """
-        return segment_video(self, features, prompt, key_frames, text, text_mask)
+        return segment_video(self, features, prompt, key_frames, text, text_mask,
+                             prompt_tracked=prompt_tracked,
+                             mba_tracked=self.mba_on_tracked_frames,
+                             memory_dtype=self.memory_dtype)
+
+
+def _dtype(value: torch.dtype | str | None, name: str) -> torch.dtype | None:
+    """A torch dtype from a config value ("bfloat16", torch.bfloat16 or None)."""
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{name} must be a torch dtype name such as 'bfloat16', got {value!r}")
+    return dtype

@@ -1,27 +1,32 @@
-"""Video grounding: SAM-2 memory propagation with the [SEG] prompt (and MBA) on every frame.
+"""Video grounding with SAM-2 memory: Sa2VA's frame rule, and ours as an option.
 
-How Sa2VA does it: at inference the [SEG] embedding is added to SAM-2's video predictor on
-the frames it is given, then `propagate_in_video` runs SAM-2's tracking; during training
-every frame is segmented independently (image mode, no memory). This function covers both
-with one rule:
+Sa2VA's `predict_forward` (`hf/models/modeling_sa2va_chat.py`, `hf/models/sam2.py`
+`language_embd_inference`) adds the [SEG] embedding on the first min(5, T) frames - the
+frames its MLLM sees - each an initial conditioning frame segmented without memory, then
+`propagate_in_video` tracks every other frame with SAM-2's memory and no language prompt.
+This function covers that and our earlier rule with two arguments:
 
-- key frames are SAM-2 "initial conditioning frames": segmented without memory (the image
-  embedding plus `no_mem_embed`), exactly like `SAM2Grounding.segment_images`;
+- `key_frames` are SAM-2 "initial conditioning frames": segmented without memory (the
+  image embedding plus `no_mem_embed`), exactly like `SAM2Grounding.segment_images`, with
+  the [SEG] prompt (and MBA, two passes);
 - every other frame is tracked: its features are conditioned by SAM-2's own
   `_prepare_memory_conditioned_features` on the memories of all key frames (temporal
   position 0) and of up to `num_maskmem - 1` previous frames, plus object pointers;
-- the [SEG] prompt goes to the decoder on every frame, and MBA (two passes) runs frame by
-  frame on the memory-conditioned features;
+  `prompt_tracked=False` (Sa2VA) decodes it without a language prompt, True (ours before)
+  with the [SEG] prompt and MBA;
+- an un-prompted tracked frame runs SAM-2's decoder once (plain tracking, Sa2VA), or, with
+  `mba_tracked`, pass 1 -> MBA with the object's text tokens -> pass 2, both unprompted;
 - after each frame, `_encode_new_memory` encodes the raw backbone features with the final
-  (pass-2) high-res mask, and the final pass's object pointer is stored.
+  high-res mask; the memory features are kept at `memory_dtype` precision (Sa2VA stores
+  them in bf16), and the final pass's object pointer is stored.
 
 With every frame a key frame this is Sa2VA's training path (frames independent). Gradients
 flow through the memories, as in SAM-2 training.
 
-Simplification (documented, not SAM-2's predictor): frames are visited as key frames first,
-then the other frames in increasing time order. A frame before the first key frame is
-therefore tracked forwards from the key-frame memories, not propagated in reverse as the
-SAM-2 predictor would; no hole filling or non-overlap post-processing is applied.
+Frames are visited as key frames first, then the other frames in increasing time order, as
+Sa2VA's `propagate_in_video` does from its earliest conditioning frame. A frame before the
+first key frame is therefore tracked forwards from the key-frame memories, not propagated
+in reverse; no hole filling or non-overlap post-processing is applied (Sa2VA applies none).
 """
 
 from typing import TYPE_CHECKING
@@ -54,7 +59,10 @@ def segment_video(
     key_frames: list[int],
     text: Tensor | None = None,
     text_mask: Tensor | None = None,
-) -> dict[str, Tensor]:
+    prompt_tracked: bool = False,
+    mba_tracked: bool = False,
+    memory_dtype: torch.dtype | None = torch.bfloat16,
+) -> dict:
     """Segment O objects through the T frames of one video (see module docstring).
 
     Args:
@@ -62,10 +70,14 @@ def segment_video(
         features: its `encode` output for the T frames.
         prompt: (O, n, C) [SEG] embeddings. text: (O, N, C) or None. text_mask: (O, N).
         key_frames: indices of the conditioning frames (at least one).
+        prompt_tracked: also prompt the tracked frames with [SEG] (and MBA).
+        mba_tracked: run MBA on un-prompted tracked frames (needs `text` when MBA is set).
+        memory_dtype: precision the memory features are rounded to (None: as computed).
 
     Returns:
         dict with "pred_masks" (O, T, 4h, 4w) and "pred_masks_pass1" (O, T, 4h, 4w) fp32
-        mask logits, and "object_score_logits" (O, T).
+        mask logits, "object_score_logits" (O, T), "prompted" (sorted frames decoded with
+        the [SEG] prompt) and "mba_frames" (frames MBA ran on, in the order it ran).
     """
     sam = grounding.sam2_model
     num_frames = features.backbone.shape[0]
@@ -75,6 +87,7 @@ def segment_video(
     size = tuple(features.backbone.shape[-2:])
     memory = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     final_masks, first_masks, scores = {}, {}, {}
+    prompted, mba_frames = [], []
     for t in order:
         is_key = t in keys
         # One row per object: the frame's features are shared (expand, no copy).
@@ -91,7 +104,12 @@ def segment_video(
                 output_dict=memory,
                 num_frames=num_frames,
             )
-        final, first, _, _ = grounding.decode(visual, high_res, prompt, text, text_mask)
+        with_prompt = is_key or prompt_tracked
+        use_mba = grounding.mba is not None and (with_prompt or mba_tracked)
+        final, first, _, _ = grounding.decode(visual, high_res, prompt if with_prompt else None,
+                                              text, text_mask, use_mba=use_mba)
+        prompted += [t] if with_prompt else []
+        mba_frames += [t] if use_mba else []
         with grounding._autocast(backbone.device):
             mem_feats, mem_pos = sam._encode_new_memory(
                 current_vision_feats=[backbone],
@@ -100,6 +118,9 @@ def segment_video(
                 object_score_logits=final.object_score,
                 is_mask_from_pts=is_key,
             )
+        if memory_dtype is not None:
+            # Sa2VA stores the memory in bf16; the reader promotes it back (torch.cat).
+            mem_feats = mem_feats.to(memory_dtype).to(mem_feats.dtype)
         bank = memory["cond_frame_outputs" if is_key else "non_cond_frame_outputs"]
         bank[t] = {"maskmem_features": mem_feats, "maskmem_pos_enc": mem_pos,
                    "obj_ptr": final.obj_ptr}
@@ -110,4 +131,6 @@ def segment_video(
         "pred_masks": torch.stack([final_masks[t] for t in frames], dim=1),
         "pred_masks_pass1": torch.stack([first_masks[t] for t in frames], dim=1),
         "object_score_logits": torch.stack([scores[t] for t in frames], dim=1).float(),
+        "prompted": sorted(prompted),
+        "mba_frames": mba_frames,
     }

@@ -1,31 +1,37 @@
-"""Chat template, image placeholders and conversation encoding of Sa2VA-1B.
+"""Chat template, image placeholders, conversation encoding and prompts of Sa2VA-1B.
 
 Sa2VA-1B (InternVL2_5-1B, a Qwen2.5 LLM) trains with xtuner's `qwen_chat` prompt template
-and an empty system prompt, and formats its inference prompts with the same template, so a
-two-turn referring conversation reads
+and an empty system prompt, and formats its inference prompts with the same template. A
+two-turn RefCOCO training conversation (Sa2VA's `Sa2VA01RefSeg`: questions drawn from
+`SEG_QUESTIONS`, answers from `SEG_ANSWERS`) reads
 
-    <|im_start|>user\\n<img><IMG_CONTEXT>...</img>\\nPlease segment the red car.<|im_end|>\\n
-    <|im_start|>assistant\\nIt is [SEG].<|im_end|>\\n
-    <|im_start|>user\\nPlease segment the dog.<|im_end|>\\n
+    <|im_start|>user\\n<img><IMG_CONTEXT>...</img>\\nPlease segment the red car in this
+    image.<|im_end|>\\n<|im_start|>assistant\\nIt is [SEG].<|im_end|>\\n
+    <|im_start|>user\\nCan you segment the dog in this image?<|im_end|>\\n
     <|im_start|>assistant\\nSure, [SEG].<|im_end|>\\n
 
-(one line per `\\n`-terminated piece above). InternVL2.5's own `chat()` uses the same
-format with a system turn, `<|im_start|>system\\n{INTERNVL25_SYSTEM_PROMPT}<|im_end|>\\n`;
-pass `system=INTERNVL25_SYSTEM_PROMPT` to reproduce it.
+The inference prompts are those of Sa2VA's evaluation datasets
+(`projects/sa2va/evaluation/dataset/RES.py`, `refVOS.py`), the expression inserted
+verbatim, wrapped by the template's INSTRUCTION only, as `predict_forward` does:
+
+    RefCOCO/+/g: <|im_start|>user\\n<img>...</img>\\n Please segment {expression} in this
+                 image.<|im_end|>\\n<|im_start|>assistant\\n
+    video:       <|im_start|>user\\n<img>...</img>\\n<img>...</img>\\n...Please segment
+                 {expression}.<|im_end|>\\n<|im_start|>assistant\\n
+    video, "?" in the expression: ...</img>\\n {expression} Please respond with a
+                 segmentation mask.<|im_end|>\\n<|im_start|>assistant\\n
+
+InternVL2.5's own `chat()` uses the same format with a system turn,
+`<|im_start|>system\\n{INTERNVL25_SYSTEM_PROMPT}<|im_end|>\\n`; pass
+`system=INTERNVL25_SYSTEM_PROMPT` to reproduce it.
 
 Encoding follows xtuner's `encode_fn` (which Sa2VA's datasets call): every piece is
 tokenized on its own without BOS (Qwen has none); only the assistant answers and the
 `<|im_end|>` closing them are supervised (the suffix doubles as EOS), every other label is
 `IGNORE_INDEX`; the `\\n` separator after an answer is not supervised.
-
-The referring question/answer phrasings are our own, in the spirit of Sa2VA's
-SEG_QUESTIONS / ANSWER_LIST. Sa2VA's referring data ask one expression per turn (up to 5
-turns per image or video); `multi_object_answer` adds the one-turn form with one `[SEG]`
-per object ("[SEG], [SEG] and [SEG].") for multi-target prompts.
 """
 
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
@@ -35,7 +41,6 @@ from mpr_cma.models.mllm.tokenizer import (
     IMG_END_TOKEN,
     IMG_START_TOKEN,
     SA2VA_SPECIAL_TOKENS,
-    SEG_TOKEN,
     token_id,
 )
 
@@ -251,77 +256,108 @@ def encode_conversation(
     return {"input_ids": input_ids, "labels": labels}
 
 
-# Referring-segmentation phrasings: our own wording, in the spirit of Sa2VA's lists.
+# Sa2VA's referring question and answer lists (`projects/sa2va/datasets/common.py`,
+# SEG_QUESTIONS and ANSWER_LIST, from GLaMM), drawn uniformly per turn; duplicates are kept
+# because they weight the draw.
 SEG_QUESTIONS = (
-    "Please segment {expression} in this image.",
     "Can you segment the {expression} in this image?",
-    "Could you give me a segmentation mask of the {expression}?",
-    "Where is the {expression}? Please answer with a segmentation mask.",
-    "Please find the {expression} and output its mask.",
-    "What is {expression} in this image? Please respond with a segmentation mask.",
-    "Segment the {expression}.",
-    "Show me the mask of the {expression} in this picture.",
+    "Please segment {expression} in this image.",
+    "What is {expression} in this image? Please respond with segmentation mask.",
+    "What is {expression} in this image? Please output segmentation mask.",
+    "Can you segment the {expression} in this image?",
+    "Please segment {expression} in this image.",
+    "What is {expression} in this image? Please respond with segmentation mask?",
+    "What is {expression} in this image? Please output segmentation mask?",
+    "Could you provide a segmentation mask for the {expression} in this image?",
+    "Please identify and segment the {expression} in this image.",
+    "Where is the {expression} in this picture? Please respond with a segmentation mask.",
+    "Can you highlight the {expression} in this image with a segmentation mask?",
+    "Could you provide a segmentation mask for the {expression} in this image?",
+    "Please identify and segment the {expression} in this image.",
+    "Where is the {expression} in this picture? Please respond with a segmentation mask.",
+    "Can you highlight the {expression} in this image with a segmentation mask?",
 )
 SEG_ANSWERS = (
     "It is [SEG].",
     "Sure, [SEG].",
     "Sure, it is [SEG].",
-    "Here is the mask: [SEG].",
+    "Sure, the segmentation result is [SEG].",
     "[SEG].",
 )
-MULTI_SEG_ANSWERS = (
-    "They are {segs}.",
-    "Sure, {segs}.",
-    "Here are the masks: {segs}.",
-    "{segs}.",
-)
-# The prompt Sa2VA's RefCOCO and referring-video evaluations send.
-INFERENCE_SEG_PROMPT = "<image>\nPlease segment {expression}."
+# The questions of Sa2VA's evaluations: RefCOCO/+/g (RES.py) and referring video
+# (refVOS.py: SEG_PROMPT, and SEG_PROMPT_QUESTION for an expression holding "?").
+IMAGE_SEG_PROMPT = "<image>\n Please segment {expression} in this image."
+VIDEO_SEG_PROMPT = "<image>\nPlease segment {expression}."
+VIDEO_QUESTION_PROMPT = "<image>\n {expression} Please respond with a segmentation mask."
 
 
-def clean_expression(expression: str) -> str:
-    """Lower-case and drop a trailing full stop, as Sa2VA does before filling a template."""
-    expression = expression.strip()
-    if expression.endswith("."):
-        expression = expression[:-1].rstrip()
-    return expression.lower()
+def inference_question(expression: str, video: bool) -> str:
+    """The template of Sa2VA's evaluation question for an expression (still with
+    `{expression}`): RES.py's for images, refVOS.py's for videos (its question form when the
+    expression holds "?")."""
+    if not video:
+        return IMAGE_SEG_PROMPT
+    return VIDEO_QUESTION_PROMPT if "?" in expression else VIDEO_SEG_PROMPT
 
 
-def referring_question(expression: str, rng: random.Random | None = None) -> str:
-    """A segmentation question about `expression`; the first template when rng is None."""
-    template = rng.choice(SEG_QUESTIONS) if rng is not None else SEG_QUESTIONS[0]
-    return template.format(expression=clean_expression(expression))
+def inference_prompt(expression: str, num_image_tokens: int, num_frames: int = 1,
+                     video: bool = False,
+                     template: ChatTemplate = QWEN_CHAT) -> tuple[str, tuple[int, int]]:
+    """The full inference prompt of Sa2VA's `predict_forward` and the expression's place in it.
+
+    The expression goes in verbatim (Sa2VA's evaluations neither lower-case nor strip it);
+    `<image>` becomes the image block (all tiles in one `<img>` block) or one single-tile
+    block per key frame joined by newlines, and the question is wrapped by the template's
+    INSTRUCTION only (no system turn), exactly as `predict_forward` builds `input_text`.
+
+    Args:
+        expression: the referring expression (non-blank, without `<image>`).
+        num_image_tokens: total `<IMG_CONTEXT>` count (tiles x 256, or frames x 256).
+        num_frames: key frames of a video (their tokens split evenly), 1 for an image.
+        video: use the video question (refVOS.py) instead of the image one (RES.py).
+        template: the chat template.
+
+    Returns:
+        (text, (start, end)): the prompt and the character range of the expression in it.
+
+    Raises:
+        ValueError: a blank expression, one holding `<image>`, or tokens that do not split
+            into the frames.
+    """
+    if not expression.strip():
+        raise ValueError("the referring expression is empty")
+    if IMAGE_PLACEHOLDER in expression:
+        raise ValueError(f"the referring expression holds {IMAGE_PLACEHOLDER!r}: {expression!r}")
+    if num_image_tokens < 1 or num_image_tokens % num_frames != 0:
+        raise ValueError(f"{num_image_tokens} image tokens do not split into {num_frames} frames")
+    if num_frames == 1:
+        block = image_placeholder(1, num_image_tokens)
+    else:
+        block = video_placeholder(num_frames, num_image_tokens // num_frames)
+    head, tail = inference_question(expression, video).split("{expression}")
+    head, tail = head.replace(IMAGE_PLACEHOLDER, block), tail.replace(IMAGE_PLACEHOLDER, block)
+    before, after = template.instruction.split("{input}")
+    start = len(before) + len(head)
+    text = before + head + expression + tail + after
+    return text, (start, start + len(expression))
 
 
-def referring_answer(rng: random.Random | None = None) -> str:
-    """A one-object answer holding one [SEG]; the first template when rng is None."""
-    return rng.choice(SEG_ANSWERS) if rng is not None else SEG_ANSWERS[0]
+def token_span(offsets: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """Tokens (start, end exclusive) covering the characters [start, end) of a text.
 
+    Args:
+        offsets: per token, its (char_start, char_end) in the text, as a fast tokenizer's
+            `return_offsets_mapping` gives them.
+        start, end: the character range (non-empty).
 
-def multi_object_answer(num_objects: int, rng: random.Random | None = None) -> str:
-    """An answer with one [SEG] per object: "[SEG]", "[SEG] and [SEG]", "[SEG], [SEG] and
-    [SEG]" ... inside a phrasing (the first one when rng is None)."""
-    if num_objects < 1:
-        raise ValueError(f"need at least one object, got {num_objects}")
-    segs = [SEG_TOKEN] * num_objects
-    joined = segs[0] if num_objects == 1 else ", ".join(segs[:-1]) + " and " + segs[-1]
-    template = rng.choice(MULTI_SEG_ANSWERS) if rng is not None else MULTI_SEG_ANSWERS[0]
-    return template.format(segs=joined)
+    Returns:
+        The first and one past the last token overlapping the range; a token that also
+        holds a neighbouring character (a BPE merge across the boundary) is included.
 
-
-def multi_object_question(expressions: Sequence[str]) -> str:
-    """One question asking for several objects: "Please segment a, b and c in this image."."""
-    names = [clean_expression(e) for e in expressions]
-    if not names:
-        raise ValueError("need at least one expression")
-    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"Please segment {joined} in this image."
-
-
-def referring_turns(expressions: Iterable[str], rng: random.Random | None = None) -> list[Turn]:
-    """Sa2VA's referring conversation: one question/answer turn per expression, `<image>`
-    opening the first question; the masks follow the expressions' order."""
-    turns = [Turn(referring_question(e, rng), referring_answer(rng)) for e in expressions]
-    if not turns:
-        raise ValueError("need at least one expression")
-    return [Turn(IMAGE_PLACEHOLDER + "\n" + turns[0].question, turns[0].answer), *turns[1:]]
+    Raises:
+        ValueError: no token overlaps the range.
+    """
+    inside = [i for i, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
+    if not inside:
+        raise ValueError(f"no token covers characters [{start}, {end})")
+    return inside[0], inside[-1] + 1

@@ -1,26 +1,20 @@
 """Sa2VA-1B's chat template, image placeholders and supervised-label layout."""
 
-import random
-
 import pytest
 
 from mpr_cma.models.mllm.template import (
     IGNORE_INDEX,
-    INFERENCE_SEG_PROMPT,
     INTERNVL25_SYSTEM_PROMPT,
     QWEN_CHAT,
     SEG_ANSWERS,
     SEG_QUESTIONS,
     Turn,
     build_conversation,
-    clean_expression,
     encode_conversation,
     image_placeholder,
-    multi_object_answer,
-    multi_object_question,
-    referring_question,
-    referring_turns,
+    inference_prompt,
     render_conversation,
+    token_span,
     turns_from_llava,
     video_placeholder,
 )
@@ -145,28 +139,42 @@ def test_turns_from_llava():
         turns_from_llava([{"from": "system", "value": "x"}])
 
 
-def test_referring_phrasings():
-    assert clean_expression("The Red Car.") == "the red car"
-    assert referring_question("The Red Car.") == "Please segment the red car in this image."
-    assert INFERENCE_SEG_PROMPT.format(expression="the dog") == "<image>\nPlease segment the dog."
-    assert all("{expression}" in q for q in SEG_QUESTIONS)
-    assert all(a.count("[SEG]") == 1 for a in SEG_ANSWERS)
-    turns = referring_turns(["a cat", "the dog."], random.Random(0))
-    assert len(turns) == 2 and turns[0].question.startswith("<image>\n")
-    assert "<image>" not in turns[1].question and "the dog" in turns[1].question
-    assert all(t.answer in SEG_ANSWERS for t in turns)
+def test_question_and_answer_lists_are_sa2va_s():
+    """projects/sa2va/datasets/common.py: 16 questions (with repeats), 5 answers."""
+    assert len(SEG_QUESTIONS) == 16 and len(set(SEG_QUESTIONS)) == 10
+    assert SEG_QUESTIONS[0] == "Can you segment the {expression} in this image?"
+    assert SEG_QUESTIONS[1] == "Please segment {expression} in this image."
+    assert SEG_QUESTIONS[6] == (
+        "What is {expression} in this image? Please respond with segmentation mask?")
+    assert SEG_QUESTIONS[10] == (
+        "Where is the {expression} in this picture? Please respond with a segmentation mask.")
+    assert all(q.count("{expression}") == 1 for q in SEG_QUESTIONS)
+    assert SEG_ANSWERS == ("It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].",
+                           "Sure, the segmentation result is [SEG].", "[SEG].")
 
 
-@pytest.mark.parametrize("n,segs", [
-    (1, "[SEG]"), (2, "[SEG] and [SEG]"), (3, "[SEG], [SEG] and [SEG]"),
-    (4, "[SEG], [SEG], [SEG] and [SEG]"),
+@pytest.mark.parametrize("video,expression,question", [
+    (False, "The Dog.", " Please segment The Dog. in this image."),      # RES.py
+    (True, "the dog", "Please segment the dog."),                         # refVOS.py
+    (True, "Which dog runs?", " Which dog runs? Please respond with a segmentation mask."),
 ])
-def test_multi_object_answer(n, segs):
-    assert multi_object_answer(n) == f"They are {segs}."
-    assert multi_object_answer(n, random.Random(1)).count("[SEG]") == n
+def test_inference_prompts(video, expression, question):
+    text, (start, end) = inference_prompt(expression, 2, video=video)
+    assert text == ("<|im_start|>user\n<img><IMG_CONTEXT><IMG_CONTEXT></img>\n" + question
+                    + "<|im_end|>\n<|im_start|>assistant\n")
+    assert text[start:end] == expression
+    video_text, _ = inference_prompt(expression, 4, num_frames=2, video=video)
+    assert "<img><IMG_CONTEXT><IMG_CONTEXT></img>\n<img><IMG_CONTEXT><IMG_CONTEXT></img>\n" \
+        in video_text
+    with pytest.raises(ValueError, match="empty"):
+        inference_prompt(" ", 2)
+    with pytest.raises(ValueError, match="<image>"):
+        inference_prompt("<image> dog", 2)
 
 
-def test_multi_object_question():
-    assert multi_object_question(["The cat.", "a dog", "a bird"]) == (
-        "Please segment the cat, a dog and a bird in this image."
-    )
+def test_token_span_covers_overlapping_tokens():
+    offsets = [(0, 3), (3, 7), (7, 7), (7, 9), (9, 12)]
+    assert token_span(offsets, 4, 8) == (1, 4)  # tokens 1 and 3 overlap; the empty one inside
+    assert token_span(offsets, 3, 7) == (1, 2)
+    with pytest.raises(ValueError, match="no token"):
+        token_span(offsets, 12, 14)

@@ -1,0 +1,40 @@
+"""The named outputs of `SAM2Grounding`: encoder features and one decoder pass."""
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+class GroundingFeatures(NamedTuple):
+    """Per-frame SAM-2 backbone features, output of `SAM2Grounding.encode`.
+
+    Attributes:
+        image_embed: (F, C, h, w) image-mode embedding F_v: the top FPN level plus SAM-2's
+            `no_mem_embed` (h = w = S / 16).
+        backbone: (F, C, h, w) the top FPN level itself, the input of memory attention and
+            of the memory encoder in video mode.
+        backbone_pos: (F, C, h, w) its sine positional encoding.
+        high_res: ((F, C/8, 4h, 4w), (F, C/4, 2h, 2w)) FPN levels 0 and 1 after the
+            decoder's `conv_s0` / `conv_s1` (as `SAM2Base.forward_image` returns them).
+    """
+
+    image_embed: Tensor
+    backbone: Tensor
+    backbone_pos: Tensor
+    high_res: tuple[Tensor, ...]
+
+
+class DecoderOutput(NamedTuple):
+    """One SAM-2 decoder pass for B objects (fp32 masks, as SAM-2 returns them).
+
+    Attributes:
+        low_res: (B, 1, 4h, 4w) mask logits. high_res: (B, 1, S, S) the same, upsampled.
+        iou: (B, M) predicted IoUs. obj_ptr: (B, C) object pointer.
+        object_score: (B, 1) object-presence logit.
+    """
+
+    low_res: Tensor
+    high_res: Tensor
+    iou: Tensor
+    obj_ptr: Tensor
+    object_score: Tensor
