@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
+
+from mpr_cma.engine.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SA2VA_GROUNDING = dict(object_gating="pointer", video_prompt="key_frames",
@@ -13,11 +14,11 @@ SA2VA_GROUNDING = dict(object_gating="pointer", video_prompt="key_frames",
 @pytest.mark.parametrize("name", ["mba_1b.py", "ablations/sa2va_1b_baseline.py",
                                   "ablations/mba_only_1b.py", "ablations/mba_film_1b.py"])
 def test_1b_grounding_is_sa2va_s(name):
-    grounding = Config.fromfile(str(CONFIGS / name)).model.grounding
+    grounding = load_config(CONFIGS / name).model.grounding
     assert {k: grounding[k] for k in SA2VA_GROUNDING} == SA2VA_GROUNDING
 
 
 @pytest.mark.parametrize("name", ["tiny/sa2va_mba_tiny.py", "tiny/demo.py",
                                   "tiny/sa2va_baseline_tiny.py"])
 def test_tiny_configs_keep_their_gating(name):
-    assert Config.fromfile(str(CONFIGS / name)).model.grounding.object_gating == "never"
+    assert load_config(CONFIGS / name).model.grounding.object_gating == "never"
