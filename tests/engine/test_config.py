@@ -1,5 +1,7 @@
 """load_config: late-bound references, writes through references, --cfg-options, errors."""
 
+from pathlib import Path
+
 import pytest
 
 from mpr_cma.engine.config import (
@@ -125,3 +127,16 @@ def test_parse_cfg_options():
     assert parse_cfg_options({"a.b": 1, "a.c": 2}) == {"a": {"b": 1, "c": 2}}
     with pytest.raises(ValueError, match="key=value"):
         parse_cfg_options(["novalue"])
+
+
+def test_no_code_reads_a_config_past_load_config():
+    """`Config.fromfile` leaves late-bound `${...}` references unresolved, so a script that
+    reads a shipped config with it builds a model from reference strings (a checkpoint path
+    "${pretrained_root ...}" once). Every reader goes through `load_config`."""
+    root = Path(__file__).resolve().parents[2]
+    readers = [str(p.relative_to(root)) for folder in ("mpr_cma", "tools", "scripts", "projects",
+                                                        "configs", "tests")
+               for p in (root / folder).rglob("*.py")
+               if "Config.fromfile(" in p.read_text(encoding="utf-8")
+               and p.name != "config.py" and p != Path(__file__).resolve()]
+    assert readers == [], f"use mpr_cma.engine.config.load_config in: {readers}"
