@@ -23,6 +23,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +64,7 @@ def respond(loaded, args: argparse.Namespace, upload, text: str):
     """One click of Run: (answer, status, overlay gallery, attention gallery)."""
     from mpr_cma.apis import run_request
 
+    start = time.perf_counter()
     try:
         response = run_request(loaded, upload, text, answer=args.answer,
                                max_frames=args.max_frames,
@@ -74,8 +76,9 @@ def respond(loaded, args: argparse.Namespace, upload, text: str):
     if response.ok:
         frames = len(response.overlays)
         what = f"video, {frames} frames" if response.is_video else "image"
-        status = "\n".join([f"Done ({what}; mask pixels: {int(response.masks.sum())})."]
-                           + response.messages)
+        seconds = time.perf_counter() - start
+        status = "\n".join([f"Done in {seconds:.1f} s ({what}; mask pixels: "
+                            f"{int(response.masks.sum())})."] + response.messages)
     else:
         status = response.message
     return response.answer, status, response.overlays, response.attention
@@ -103,10 +106,12 @@ def build_ui(loaded, args: argparse.Namespace):
                 status = gr.Textbox(label="Status", interactive=False, lines=2,
                                     elem_id="status")
         overlays = gr.Gallery(label="Mask overlay (per frame)", columns=4, format="png",
-                              interactive=False, elem_id="overlays")
+                              fit_columns=False, object_fit="contain", interactive=False,
+                              elem_id="overlays")
         attention = gr.Gallery(label="MBA attention: strongest routed token per pixel, "
                                "without and with the mask gate (Fig. 5)", columns=4,
-                               format="png", interactive=False, elem_id="attention")
+                               format="png", fit_columns=False, object_fit="contain",
+                               interactive=False, elem_id="attention")
         outputs = [answer, status, overlays, attention]
         run.click(lambda f, t: respond(loaded, args, f, t), [upload, text], outputs)
         text.submit(lambda f, t: respond(loaded, args, f, t), [upload, text], outputs)
