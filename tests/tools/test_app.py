@@ -1,12 +1,13 @@
 """tools/app.py in a real headless browser: the app serves a tiny checkpoint on a local
 port; Chromium (the system package, driven by playwright) uploads a synthetic image, sends
 an empty expression (a message in the page), then an expression, and finds the answer,
-the mask overlay and the two MBA attention maps in the page. Requests to any host but the
-app are blocked and must not happen.
+the mask overlay and the two MBA attention maps in the page; a synthetic video gets an
+overlay per frame and an attention pair per key frame; an unreadable file is a message.
+Requests to any host but the app are blocked and must not happen.
 
 Skipped, with the reason, where gradio, playwright or a Chromium binary is missing
 (`.ci/run` installs Debian's chromium when it runs as root). With MPR_CMA_APP_SCREENSHOT=PATH
-the test also saves the page as PATH (docs/app.png is made that way, docs/app.md).
+the video test also saves the page as PATH (docs/app.png is made that way, docs/app.md).
 """
 
 import importlib.util
@@ -154,6 +155,15 @@ def wait_for_status(page, contains: str) -> str:
     return page.input_value("#status textarea")
 
 
+def wait_for_images(page, selector: str, count: int) -> None:
+    """`count` images under `selector`, each loaded and decoded by the browser."""
+    page.wait_for_function(
+        """([sel, n]) => { const imgs = [...document.querySelectorAll(sel + ' img')];
+                          return imgs.length === n &&
+                                 imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=[selector, count], timeout=RUN_TIMEOUT_MS)
+
+
 def test_upload_expression_shows_answer_overlay_and_attention(page, tmp_path):
     page.set_input_files("#upload input[type=file]", synthetic_image(tmp_path / "scene.png"))
     page.wait_for_selector("#upload :text('scene.png')", timeout=60_000)
@@ -165,13 +175,40 @@ def test_upload_expression_shows_answer_overlay_and_attention(page, tmp_path):
     page.click("#run")
     status = wait_for_status(page, "Done")
     assert "image; mask pixels:" in status
-    page.wait_for_selector("#overlays img", timeout=RUN_TIMEOUT_MS)
-    page.wait_for_selector("#attention img", timeout=RUN_TIMEOUT_MS)
+    wait_for_images(page, "#overlays", 1)
+    wait_for_images(page, "#attention", 2)  # without and with the mask gate
     assert page.input_value("#answer textarea") == ANSWER
-    assert page.locator("#overlays img").count() == 1
-    assert page.locator("#attention img").count() == 2  # without and with the mask gate
     for caption in ("attention, no gate", "attention x mask gate"):
         assert page.locator(f"#attention :text('{caption}')").count() == 1
+
+
+def synthetic_video(path: Path, frames: int = 4) -> Path:
+    """A red square moving right past a still blue disc, 72 x 96, as mp4v."""
+    import cv2
+
+    yy, xx = np.mgrid[:72, :96]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 4, (96, 72))
+    for t in range(frames):
+        frame = np.zeros((72, 96, 3), np.uint8)
+        frame[:] = (60, 140, 70)
+        frame[(yy - 50) ** 2 + (xx - 70) ** 2 < 14 ** 2] = (40, 70, 220)
+        frame[10:40, 6 + 12 * t:36 + 12 * t] = (220, 50, 40)
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    return path
+
+
+def test_video_upload_shows_every_frame_and_attention_per_key_frame(page, tmp_path):
+    page.set_input_files("#upload input[type=file]", synthetic_video(tmp_path / "clip.mp4"))
+    page.wait_for_selector("#upload :text('clip.mp4')", timeout=60_000)
+    page.fill("#text textarea", "the red square moving right")
+    page.click("#run")
+    assert "video, 4 frames" in wait_for_status(page, "Done")
+    wait_for_images(page, "#overlays", 4)
+    for t in range(4):
+        assert page.locator(f"#overlays :text('frame {t:05d}')").count() == 1
+    # Sa2VA's rule: MBA runs on the prompted key frames (all 4 here, < 5), two maps each.
+    wait_for_images(page, "#attention", 8)
     shot = os.environ.get("MPR_CMA_APP_SCREENSHOT")
     if shot:
         page.screenshot(path=shot, full_page=True)
