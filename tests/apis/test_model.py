@@ -46,13 +46,27 @@ def test_no_heavy_import_before_use(code):
     assert {"mpr_cma"} <= _imported(["-c", "import mpr_cma.apis.media"])
 
 
-def test_app_frame_cap_default_is_the_api_one():
+def _app():
     import importlib.util
-
-    from mpr_cma.apis.media import DEFAULT_MAX_FRAMES
 
     spec = importlib.util.spec_from_file_location("app", ROOT / "tools" / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
+    return app
+
+
+def test_app_frame_cap_default_is_the_api_one():
+    from mpr_cma.apis.media import DEFAULT_MAX_FRAMES
+
+    app = _app()
     assert app.DEFAULT_MAX_FRAMES == DEFAULT_MAX_FRAMES
     assert app.parse_args(["c.py", "--checkpoint", "x"]).max_frames == DEFAULT_MAX_FRAMES
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--checkpoint", "nope.pth"], "checkpoint not found: nope.pth"),
+    (["--checkpoint", str(TINY), "--cfg-options", "no_such_knob=1"], "no_such_knob"),
+])
+def test_app_refuses_a_bad_model_before_serving(extra, message, caplog):
+    assert _app().main([str(TINY), *extra]) == 1
+    assert message in caplog.text
