@@ -2,8 +2,9 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+APP_ARGS ?=
 
-.PHONY: install test lint bench demo
+.PHONY: install test lint bench demo app
 
 # Installs only when scripts/check_env.py finds a missing or different package, so it is
 # a sub-second no-op on a machine that is already set up.
@@ -23,3 +24,11 @@ bench: install
 # (about 8.5 minutes on 2 CPU cores; DEMO_ARGS=--quick for a one-minute smoke run).
 demo: install
 	$(PYTHON) scripts/run_demo.py $(DEMO_ARGS)
+
+# Serves the model trained by `make demo` (work_dirs/demo/train: its latest checkpoint) at
+# http://127.0.0.1:7860 (docs/app.md); APP_ARGS adds tools/app.py options, e.g. --port.
+# 32 new tokens, as the demo's evaluations: the tiny model's answers are a few tokens.
+app: install
+	@test -d work_dirs/demo/train || { echo "make app: no work_dirs/demo/train; run make demo first"; exit 1; }
+	$(PYTHON) tools/app.py configs/tiny/demo.py --checkpoint work_dirs/demo/train \
+		--max-new-tokens 32 $(APP_ARGS)
