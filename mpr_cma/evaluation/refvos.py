@@ -23,12 +23,13 @@ folder) unless ``allow_missing``, in which case they are scored as empty masks a
 under "missing" in the results.
 """
 
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from PIL import Image
 from tqdm import tqdm
 
@@ -37,7 +38,6 @@ from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.datasets.rle import decode_rle
 from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
 from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH
-from mpr_cma.registry import METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,12 @@ __all__ = [
     "PROTOCOL_NOTES",
     "PngPredictions",
     "PredictionError",
-    "RefVOSEvaluator",
     "RleJsonPredictions",
     "check_prediction_index",
     "evaluate_predictions",
     "open_predictions",
+    "score_expression",
+    "summarize",
     "ObjectIdPngPredictions",
     "Predictions",
 ]
@@ -70,6 +71,30 @@ class PredictionError(ValueError):
 def _examples(items: Sequence[str], n: int = 5) -> str:
     shown = ", ".join(items[:n])
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_mask_png(path: Path) -> np.ndarray:
+    """bool (H, W) mask of a PNG file: non-zero pixel = foreground (of an RGB(A) PNG: any
+    non-zero colour channel; of a palette PNG: a non-zero index).
+
+    Greyscale PNGs (the 0/255 masks tools write) are decoded by OpenCV, about 15% less
+    CPU than Pillow; other colour types by Pillow. Both give the stored values exactly.
+    """
+    data = path.read_bytes()
+    # IHDR is the first chunk: 8-byte signature, length, b"IHDR", width, height, bit
+    # depth (byte 24), colour type (byte 25; 0 = greyscale).
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) > 25 and not data[25]:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is not None and arr.ndim == 2:
+            return arr != 0
+    with Image.open(io.BytesIO(data)) as img:
+        arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr[..., :3].any(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
+    return arr != 0
 
 
 class PngPredictions:
@@ -107,12 +132,7 @@ class PngPredictions:
 
     def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
         """bool (H, W) mask of one frame (non-zero pixel = foreground; RGB is converted)."""
-        path = self.root / video / exp_id / f"{frame}.png"
-        with Image.open(path) as img:
-            arr = np.asarray(img)
-        if arr.ndim == 3:
-            arr = arr[..., :3].any(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
-        return arr != 0
+        return read_mask_png(self.root / video / exp_id / f"{frame}.png")
 
 
 class RleJsonPredictions:
@@ -326,71 +346,47 @@ def check_prediction_index(
     return report
 
 
-@METRICS.register_module()
-class RefVOSEvaluator(BaseMetric):
-    """Per-expression J / F of referring-video predictions (mmengine ``BaseMetric`` style).
-
-    ``process`` scores each expression as it arrives (so only per-frame scores travel
-    between ranks); ``compute_metrics`` aggregates them with the MeViS protocol.
+def score_expression(
+    split: RefVOSSplit, sample: dict, bound_th: float = DEFAULT_BOUND_TH
+) -> dict:
+    """Per-frame J and F of one expression's predicted masks.
 
     Args:
         split: The ground truth (a split with a mask_dict).
-        dataset: "mevis_u" or "davis17"; selects the protocol note in the results.
+        sample: {"video", "exp_id", "pred_masks": bool (T, H, W), T and (H, W) as the
+            video's frames, optional "missing_frames": count}.
         bound_th: Boundary tolerance of F.
-        collect_device, prefix: As mmengine's ``BaseMetric``.
+
+    Returns:
+        {"key": "video/exp_id", "J": (T,) float64, "F": (T,) float64, "missing_frames"}.
+
+    Raises:
+        PredictionError: If the prediction's shape differs from the ground truth's.
     """
+    video, exp_id = sample["video"], sample["exp_id"]
+    gt = split.expression_masks(video, exp_id)
+    pred = np.asarray(sample["pred_masks"])
+    if pred.shape != gt.shape:
+        raise PredictionError(
+            f"{video}/{exp_id}: prediction shape {pred.shape} != ground truth {gt.shape}"
+        )
+    j, f = expression_scores(gt, pred, bound_th)
+    return {"key": f"{video}/{exp_id}", "J": j, "F": f,
+            "missing_frames": int(sample.get("missing_frames", 0))}
 
-    default_prefix = "refvos"
 
-    def __init__(
-        self,
-        split: RefVOSSplit,
-        dataset: str = "mevis_u",
-        bound_th: float = DEFAULT_BOUND_TH,
-        collect_device: str = "cpu",
-        prefix: str | None = None,
-    ) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        if not split.has_masks:
-            raise ValueError(f"split {split.root} has no mask_dict: it cannot be scored here")
-        self.split = split
-        self.dataset = dataset
-        self.bound_th = bound_th
+def summarize(results: Sequence[dict], dataset: str = "mevis_u") -> dict:
+    """Aggregate :func:`score_expression` results with the MeViS protocol.
 
-    def process(self, data_batch: object, data_samples: Sequence[dict]) -> None:
-        """Score a batch of expressions.
-
-        Args:
-            data_batch: Unused (the ground truth comes from the split).
-            data_samples: dicts with "video", "exp_id", "pred_masks" (bool (T, H, W), T and
-                (H, W) as the video's frames) and optionally "missing_frames" (count).
-        """
-        for sample in data_samples:
-            video, exp_id = sample["video"], sample["exp_id"]
-            gt = self.split.expression_masks(video, exp_id)
-            pred = np.asarray(sample["pred_masks"])
-            if pred.shape != gt.shape:
-                raise PredictionError(
-                    f"{video}/{exp_id}: prediction shape {pred.shape} != ground truth {gt.shape}"
-                )
-            j, f = expression_scores(gt, pred, self.bound_th)
-            self.results.append(
-                {
-                    "key": f"{video}/{exp_id}",
-                    "J": j,
-                    "F": f,
-                    "missing_frames": int(sample.get("missing_frames", 0)),
-                }
-            )
-
-    def compute_metrics(self, results: list) -> dict:
-        """Aggregate: {"J", "F", "J&F", "num_expressions", "protocol", "protocol_note",
-        "per_expression": {"video/exp_id": {"J", "F", "J&F", "missing_frames"}}}."""
-        out = aggregate_expressions({r["key"]: (r["J"], r["F"]) for r in results})
-        for r in results:
-            out["per_expression"][r["key"]]["missing_frames"] = r["missing_frames"]
-        out["protocol_note"] = PROTOCOL_NOTES.get(self.dataset, PROTOCOL_NOTES["mevis_u"])
-        return out
+    Returns:
+        {"J", "F", "J&F", "num_expressions", "protocol", "protocol_note",
+        "per_expression": {"video/exp_id": {"J", "F", "J&F", "missing_frames"}}}.
+    """
+    out = aggregate_expressions({r["key"]: (r["J"], r["F"]) for r in results})
+    for r in results:
+        out["per_expression"][r["key"]]["missing_frames"] = r["missing_frames"]
+    out["protocol_note"] = PROTOCOL_NOTES.get(dataset, PROTOCOL_NOTES["mevis_u"])
+    return out
 
 
 def evaluate_predictions(
@@ -403,7 +399,7 @@ def evaluate_predictions(
     """Score saved predictions against a split.
 
     Returns:
-        :meth:`RefVOSEvaluator.compute_metrics`'s dict plus "anno_id_rule" (the split's
+        :func:`summarize`'s dict plus "anno_id_rule" (the split's
         applied rule, "file" or "sa2va") and "missing" (the report of
         :func:`check_prediction_index`, empty lists when nothing is missing).
 
@@ -413,7 +409,9 @@ def evaluate_predictions(
     missing = check_prediction_index(split, source, allow_missing)
     if missing["num_frames"]:
         logger.warning("%d frame masks missing: scored as empty masks", missing["num_frames"])
-    evaluator = RefVOSEvaluator(split, dataset=dataset)
+    if not split.has_masks:
+        raise ValueError(f"split {split.root} has no mask_dict: it cannot be scored here")
+    results = []
     present = source.index()
     for expression in tqdm(
         list(split.iter_expressions()), desc=f"scoring {dataset}", unit="exp", disable=not progress
@@ -439,11 +437,10 @@ def evaluate_predictions(
                         f"{mask.shape}, the video's frames are {pred.shape[1:]} (H, W)"
                     )
                 pred[t] = mask
-        evaluator.process(
-            None,
-            [{"video": video, "exp_id": exp_id, "pred_masks": pred, "missing_frames": n_missing}],
-        )
-    result = evaluator.compute_metrics(evaluator.results)
+        results.append(score_expression(
+            split, {"video": video, "exp_id": exp_id, "pred_masks": pred,
+                    "missing_frames": n_missing}))
+    result = summarize(results, dataset)
     result["anno_id_rule"] = split.anno_id_rule
     result["missing"] = missing
     return result
