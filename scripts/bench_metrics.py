@@ -11,8 +11,9 @@ the two sides alternate (the machine may be shared, so only ratios measured side
 count):
 
 * DAVIS J / F functions: every reference object of the fixture (real DAVIS 2017 masks),
-  `region_similarity` + `boundary_f_measure` against the official `db_eval_iou` +
-  `db_eval_boundary(bound_th=0.008)`, imported from `--official-davis` into this process;
+  `region_and_boundary` (J and F per frame, what the evaluators call) against the
+  official `db_eval_iou` + `db_eval_boundary(bound_th=0.008)`, imported from
+  `--official-davis` into this process;
   the masks are read once, only the metric calls are timed (time.process_time). Every
   per-frame value must equal the official one exactly, and the fixture's recorded
   official values (expected_official.json).
@@ -118,7 +119,11 @@ def report(name: str, ours: list[float], official: list[float]) -> None:
 
 
 def bench_davis(fixture: Path, official_path: Path, rounds: int) -> None:
-    from mpr_cma.evaluation.metrics import boundary_f_measure, region_similarity
+    from mpr_cma.evaluation.metrics import (
+        boundary_f_measure,
+        region_and_boundary,
+        region_similarity,
+    )
 
     pairs, expected = load_pairs(fixture)
     n_frames = sum(len(gt) for _, gt, _ in pairs)
@@ -127,7 +132,10 @@ def bench_davis(fixture: Path, official_path: Path, rounds: int) -> None:
     worst = 0.0
     for name, gt, pred in pairs:
         seq, k = name.split("/")
-        ours = region_similarity(gt, pred), boundary_f_measure(gt, pred)
+        ours = region_and_boundary(gt, pred)
+        if not all(np.array_equal(a, b) for a, b in zip(
+                ours, (region_similarity(gt, pred), boundary_f_measure(gt, pred)), strict=True)):
+            sys.exit(f"{name}: region_and_boundary differs from the single measures")
         theirs = (official.db_eval_iou(gt, pred),
                   official.db_eval_boundary(gt, pred, bound_th=0.008))
         for key, a, b in zip("JF", ours, theirs, strict=True):
@@ -139,8 +147,7 @@ def bench_davis(fixture: Path, official_path: Path, rounds: int) -> None:
 
     def run_ours():
         for _, g, p in pairs:
-            region_similarity(g, p)
-            boundary_f_measure(g, p)
+            region_and_boundary(g, p)
 
     def run_official():
         for _, g, p in pairs:
@@ -195,12 +202,22 @@ def build_mevis_case(fixture: Path, out: Path, per_video: int) -> int:
     return sum(len(v["expressions"]) for v in videos.values())
 
 
+def distinct_predictions(case: Path) -> tuple[int, int]:
+    """(prediction PNGs, distinct (video, frame, file bytes)) of a built case: how much
+    the scoring's decode cache can save on it."""
+    files = list((case / "pred").glob("*/*/*.png"))
+    distinct = {(f.parent.parent.name, f.name, f.read_bytes()) for f in files}
+    return len(files), len(distinct)
+
+
 def bench_mevis(fixture: Path, official_path: Path, rounds: int, per_video: int,
                 workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_mevis_") as tmp:
         case = Path(tmp)
         n = build_mevis_case(fixture, case, per_video)
-        print(f"MeViS protocol: {n} expressions from {fixture}, split in {case}")
+        files, distinct = distinct_predictions(case)
+        print(f"MeViS protocol: {n} expressions from {fixture}; {files} prediction PNGs, "
+              f"{distinct} distinct per video frame")
         ours_cmd = [sys.executable, str(TEST_PY), "--eval-only", "--dataset", "mevis_u",
                     "--gt", str(case), "--pred", str(case / "pred"), "--work-dir",
                     str(case / "ours"), "--no-progress"]
