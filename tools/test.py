@@ -62,15 +62,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from mpr_cma.datasets import (
-    ANNO_ID_RULES,
-    DATASET_ANNO_ID_RULES,
-    GT_RULES,
-    LAYOUTS,
-    RefVOSSplit,
-)
-from mpr_cma.evaluation.refvos import PredictionError, evaluate_predictions, open_predictions
-from mpr_cma.evaluation.submission import write_submission
+# Only what the argument parser needs is imported here: --help and --eval-only must not
+# pay for torch / transformers / the model stack (tests/tools/test_test_imports.py checks
+# it); scoring code is imported in run_eval_only, the model's in _run_inference.
+from mpr_cma.datasets.layouts import LAYOUTS
+from mpr_cma.datasets.refcoco_masks import GT_RULES
+from mpr_cma.datasets.refvos_format import ANNO_ID_RULES, DATASET_ANNO_ID_RULES
 
 DEFAULT_SPLITS = {
     "refcoco": "val",
@@ -264,6 +261,10 @@ def format_table(name: str, results: list[dict]) -> str:
 
 def run_eval_only(args: argparse.Namespace) -> dict:
     """Score (davis17, mevis_u) or package (mevis) the predictions; return results.json."""
+    from mpr_cma.datasets.refvos_format import RefVOSSplit
+    from mpr_cma.evaluation.refvos import evaluate_predictions, open_predictions
+    from mpr_cma.evaluation.submission import write_submission
+
     timings: dict[str, float] = {}
     with stage(timings, "load_ground_truth"):
         split = RefVOSSplit(eval_split_root(args), args.meta, args.mask_dict,
@@ -369,6 +370,7 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
     from mpr_cma.engine.eval_checkpoint import CheckpointKeyError, resolve_checkpoint
     from mpr_cma.engine.evaluate import build_eval_model, eval_device, evaluate_split
     from mpr_cma.engine.evaluate import missing_data as why_missing
+    from mpr_cma.evaluation.refvos import PredictionError
     from mpr_cma.models.checkpoint import CorruptCheckpointError, Sa2VACheckpointMismatchError
 
     if rank == 0:
@@ -453,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_inference(args)
     if args.launcher == "pytorch" and int(os.environ.get("RANK", "0")) != 0:
         return 0  # scoring saved predictions is a single-process job
+    from mpr_cma.evaluation.refvos import PredictionError
+
     setup_logging(args.work_dir)
     start = time.perf_counter()
     try:

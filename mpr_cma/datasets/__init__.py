@@ -10,142 +10,91 @@
   the RefCOCO layout, moving shapes in the MeViS layout) for the demo.
 - conversation, refcoco, refvos, vqa: training samples (Sa2VA-style conversations with one
   [SEG] per object and exact expression spans); collate, samplers: batching.
+
+Names are imported on first use (PEP 562), so a light module (the RLE codec, the
+referring-video split reader) does not pull in torch, transformers or the model stack;
+the registering modules are imported by mpr_cma.registry when a config needs them.
 """
 
-from mpr_cma.datasets.base import (
-    BAD_SAMPLE_ERRORS,
-    SkippingDataset,
-    check_path,
-    sam2_pixels,
-    sentence_ids,
-)
-from mpr_cma.datasets.collate import sa2va_collate
-from mpr_cma.datasets.conversation import (
-    MAX_OBJECTS,
-    EncodedConversation,
-    encode_referring,
-    encode_referring_fitting,
-    sample_objects,
-)
-from mpr_cma.datasets.files import CorruptFileError, read_json, read_pickle
-from mpr_cma.datasets.layouts import (
-    LAYOUTS,
-    RefCocoLocation,
-    locate_refcoco,
-    locate_video_split,
-)
-from mpr_cma.datasets.refcoco import RefCOCODataset, build_tokenizer, num_tiles
-from mpr_cma.datasets.refcoco_format import (
-    DATASETS as REFCOCO_DATASETS,
-)
-from mpr_cma.datasets.refcoco_format import (
-    DEFAULT_IMAGE_ROOT,
-    DEFAULT_SPLIT_BY,
-    GT_RULES,
-    RefCocoRecord,
-    load_refcoco,
-    read_instances,
-    read_refs,
-    ref_mask,
-    segmentation_to_mask,
-    sentence_items,
-    validate_segmentation,
-    write_refcoco,
-)
-from mpr_cma.datasets.refvos import RefVOSDataset
-from mpr_cma.datasets.refvos_format import (
-    ANNO_ID_RULES,
-    DATASET_ANNO_ID_RULES,
-    Expression,
-    RefVOSSplit,
-    sa2va_anno_ids,
-    write_refvos_split,
-)
-from mpr_cma.datasets.rle import decode_rle, encode_mask, rle_run_lengths
-from mpr_cma.datasets.samplers import (
-    ConcatDataset,
-    LengthGroupedSampler,
-    dataset_lengths,
-    length_grouped_indices,
-)
-from mpr_cma.datasets.synthetic import (
-    Desc,
-    Ref,
-    SyntheticConfig,
-    generate_synthetic,
-    image_expressions,
-    ref_text,
-    resolve,
-    video_expressions,
-)
-from mpr_cma.datasets.synthetic_scene import (
-    SceneObject,
-    render,
-    sample_image_scene,
-    sample_video_scene,
-)
-from mpr_cma.datasets.vqa import LLaVADataset
+import importlib
 
-__all__ = [
-    "ANNO_ID_RULES",
-    "BAD_SAMPLE_ERRORS",
-    "CorruptFileError",
-    "DATASET_ANNO_ID_RULES",
-    "LAYOUTS",
-    "RefCocoLocation",
-    "ConcatDataset",
-    "DEFAULT_IMAGE_ROOT",
-    "DEFAULT_SPLIT_BY",
-    "Desc",
-    "EncodedConversation",
-    "Expression",
-    "GT_RULES",
-    "LLaVADataset",
-    "LengthGroupedSampler",
-    "MAX_OBJECTS",
-    "REFCOCO_DATASETS",
-    "Ref",
-    "RefCOCODataset",
-    "RefCocoRecord",
-    "RefVOSDataset",
-    "RefVOSSplit",
-    "SceneObject",
-    "SkippingDataset",
-    "SyntheticConfig",
-    "build_tokenizer",
-    "check_path",
-    "dataset_lengths",
-    "decode_rle",
-    "encode_mask",
-    "encode_referring",
-    "encode_referring_fitting",
-    "generate_synthetic",
-    "image_expressions",
-    "length_grouped_indices",
-    "load_refcoco",
-    "locate_refcoco",
-    "locate_video_split",
-    "num_tiles",
-    "read_instances",
-    "read_json",
-    "read_pickle",
-    "read_refs",
-    "ref_mask",
-    "ref_text",
-    "render",
-    "resolve",
-    "rle_run_lengths",
-    "sa2va_anno_ids",
-    "sa2va_collate",
-    "sam2_pixels",
-    "sample_image_scene",
-    "sample_objects",
-    "sample_video_scene",
-    "segmentation_to_mask",
-    "sentence_ids",
-    "sentence_items",
-    "validate_segmentation",
-    "video_expressions",
-    "write_refcoco",
-    "write_refvos_split",
-]
+# name -> (submodule, attribute)
+_EXPORTS = {
+    "BAD_SAMPLE_ERRORS": ("base", "BAD_SAMPLE_ERRORS"),
+    "SkippingDataset": ("base", "SkippingDataset"),
+    "check_path": ("base", "check_path"),
+    "sam2_pixels": ("base", "sam2_pixels"),
+    "sentence_ids": ("base", "sentence_ids"),
+    "sa2va_collate": ("collate", "sa2va_collate"),
+    "EncodedConversation": ("conversation", "EncodedConversation"),
+    "MAX_OBJECTS": ("conversation", "MAX_OBJECTS"),
+    "encode_referring": ("conversation", "encode_referring"),
+    "encode_referring_fitting": ("conversation", "encode_referring_fitting"),
+    "sample_objects": ("conversation", "sample_objects"),
+    "CorruptFileError": ("files", "CorruptFileError"),
+    "read_json": ("files", "read_json"),
+    "read_pickle": ("files", "read_pickle"),
+    "LAYOUTS": ("layouts", "LAYOUTS"),
+    "RefCocoLocation": ("layouts", "RefCocoLocation"),
+    "locate_refcoco": ("layouts", "locate_refcoco"),
+    "locate_video_split": ("layouts", "locate_video_split"),
+    "RefCOCODataset": ("refcoco", "RefCOCODataset"),
+    "build_tokenizer": ("refcoco", "build_tokenizer"),
+    "num_tiles": ("refcoco", "num_tiles"),
+    "DEFAULT_IMAGE_ROOT": ("refcoco_format", "DEFAULT_IMAGE_ROOT"),
+    "DEFAULT_SPLIT_BY": ("refcoco_format", "DEFAULT_SPLIT_BY"),
+    "GT_RULES": ("refcoco_format", "GT_RULES"),
+    "REFCOCO_DATASETS": ("refcoco_format", "DATASETS"),
+    "RefCocoRecord": ("refcoco_format", "RefCocoRecord"),
+    "load_refcoco": ("refcoco_format", "load_refcoco"),
+    "read_instances": ("refcoco_format", "read_instances"),
+    "read_refs": ("refcoco_format", "read_refs"),
+    "ref_mask": ("refcoco_format", "ref_mask"),
+    "segmentation_to_mask": ("refcoco_format", "segmentation_to_mask"),
+    "sentence_items": ("refcoco_format", "sentence_items"),
+    "validate_segmentation": ("refcoco_format", "validate_segmentation"),
+    "write_refcoco": ("refcoco_format", "write_refcoco"),
+    "RefVOSDataset": ("refvos", "RefVOSDataset"),
+    "ANNO_ID_RULES": ("refvos_format", "ANNO_ID_RULES"),
+    "DATASET_ANNO_ID_RULES": ("refvos_format", "DATASET_ANNO_ID_RULES"),
+    "Expression": ("refvos_format", "Expression"),
+    "RefVOSSplit": ("refvos_format", "RefVOSSplit"),
+    "sa2va_anno_ids": ("refvos_format", "sa2va_anno_ids"),
+    "write_refvos_split": ("refvos_format", "write_refvos_split"),
+    "decode_rle": ("rle", "decode_rle"),
+    "encode_mask": ("rle", "encode_mask"),
+    "rle_run_lengths": ("rle", "rle_run_lengths"),
+    "ConcatDataset": ("samplers", "ConcatDataset"),
+    "LengthGroupedSampler": ("samplers", "LengthGroupedSampler"),
+    "dataset_lengths": ("samplers", "dataset_lengths"),
+    "length_grouped_indices": ("samplers", "length_grouped_indices"),
+    "Desc": ("synthetic", "Desc"),
+    "Ref": ("synthetic", "Ref"),
+    "SyntheticConfig": ("synthetic", "SyntheticConfig"),
+    "generate_synthetic": ("synthetic", "generate_synthetic"),
+    "image_expressions": ("synthetic", "image_expressions"),
+    "ref_text": ("synthetic", "ref_text"),
+    "resolve": ("synthetic", "resolve"),
+    "video_expressions": ("synthetic", "video_expressions"),
+    "SceneObject": ("synthetic_scene", "SceneObject"),
+    "render": ("synthetic_scene", "render"),
+    "sample_image_scene": ("synthetic_scene", "sample_image_scene"),
+    "sample_video_scene": ("synthetic_scene", "sample_video_scene"),
+    "LLaVADataset": ("vqa", "LLaVADataset"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

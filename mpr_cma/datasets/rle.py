@@ -9,6 +9,9 @@ format of pycocotools' maskApi.c `rleFrString`) and `decode_rle` checks the tota
 import numpy as np
 from pycocotools import mask as mask_utils
 
+# Characters of one value beyond which its bits no longer fit in int64 (5 bits each).
+_MAX_VECTOR_CHARS = 12
+
 
 def rle_run_lengths(counts: str | bytes) -> list[int]:
     """Run lengths of a compressed COCO RLE counts string.
@@ -17,17 +20,54 @@ def rle_run_lengths(counts: str | bytes) -> list[int]:
         ValueError: the string ends in the middle of a value, has a character outside the
             format, or gives a negative run.
     """
+    return [int(v) for v in run_lengths_array(counts)]
+
+
+def run_lengths_array(counts: str | bytes) -> np.ndarray:
+    """:func:`rle_run_lengths` as an int64 array, parsed with whole-array operations.
+
+    The format (pycocotools maskApi.c `rleFrString`): each value is a little-endian run
+    of 5-bit groups, a character c - 48 carrying 5 bits and a continuation bit 0x20; the
+    last character's bit 0x10 is the sign. From the fourth value on, a value is stored
+    as the difference to the value two places before.
+
+    Raises:
+        ValueError: As :func:`rle_run_lengths`.
+    """
     data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    c = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
+    bad = np.flatnonzero((c < 0) | (c >= 64))
+    if bad.size:
+        raise ValueError(f"RLE counts string has an invalid character {chr(data[bad[0]])!r}")
+    more = (c & 0x20) != 0
+    if c.size and more[-1]:
+        raise ValueError("RLE counts string ends in the middle of a value")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    lengths = ends - starts + 1
+    if lengths.size and lengths.max() > _MAX_VECTOR_CHARS:
+        return np.array(_run_lengths_python(data), dtype=object)
+    shift = 5 * (np.arange(c.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((c & 0x1F) << shift, starts) if c.size else c
+    negative = (c[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    # v[i] = x[i] + v[i - 2] for i >= 3: running sums over the odd places and over the
+    # even places from 2 on.
+    values[1::2] = np.cumsum(values[1::2])
+    values[2::2] = np.cumsum(values[2::2])
+    if values.size and values.min() < 0:
+        raise ValueError("RLE has a negative run length")
+    return values
+
+
+def _run_lengths_python(data: bytes) -> list[int]:
+    """The character-by-character parser (Python ints): values too long for int64."""
     runs: list[int] = []
     pos = 0
     while pos < len(data):
         value, shift, more = 0, 0, True
         while more:
-            if pos >= len(data):
-                raise ValueError("RLE counts string ends in the middle of a value")
             c = data[pos] - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"RLE counts string has an invalid character {chr(data[pos])!r}")
             value |= (c & 0x1F) << (5 * shift)
             more = bool(c & 0x20)
             pos += 1
@@ -60,7 +100,8 @@ def decode_rle(rle: object, where: str = "RLE") -> np.ndarray:
         where: text naming the file and key, used in error messages.
 
     Returns:
-        (h, w) bool array.
+        (h, w) bool array, C-contiguous (pycocotools decodes column-major; a C-order
+        copy keeps row-wise work on it fast).
 
     Raises:
         ValueError: `rle` is not a well-formed RLE whose runs cover exactly h * w pixels.
@@ -77,10 +118,10 @@ def decode_rle(rle: object, where: str = "RLE") -> np.ndarray:
             coded = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
         else:
             text = counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
-            total = sum(rle_run_lengths(text))
+            total = int(run_lengths_array(text).sum())
             coded = {"size": [h, w], "counts": text.encode("ascii")}
         if total != h * w:
             raise ValueError(f"runs cover {total} pixels, size {h}x{w} needs {h * w}")
-        return mask_utils.decode(coded).astype(bool)
+        return np.ascontiguousarray(mask_utils.decode(coded)).view(bool)
     except (KeyError, TypeError, ValueError, UnicodeError) as err:
         raise ValueError(f"{where}: not a decodable RLE ({err})") from err

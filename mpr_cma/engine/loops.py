@@ -1,12 +1,14 @@
 """Iteration-based training loop sized in epochs (as xtuner's TrainLoop, which Sa2VA uses).
 
 Counting iterations rather than epochs lets checkpoints and resume happen at any
-iteration; mmengine's IterBasedTrainLoop skips the batches already trained on resume, so
-the sampler continues at the same position.
+iteration. On resume the sampler is started where the run stopped (mpr_cma.engine.resume)
+instead of mmengine's replay, which loads every batch already trained on.
 """
 
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop
+
+from mpr_cma.engine.resume import install_fast_forward
 
 
 @LOOPS.register_module()
@@ -33,3 +35,8 @@ class EpochsAsItersTrainLoop(IterBasedTrainLoop):
             max_iters = int(max_epochs * len(dataloader))
         super().__init__(runner, dataloader, max_iters, val_begin, val_interval,
                          dynamic_intervals)
+
+    def run(self):
+        """Train; a resumed loop starts its sampler at the resume iteration (no replay)."""
+        install_fast_forward(self)
+        return super().run()

@@ -10,7 +10,8 @@ Resume: `resume='auto'` picks the latest complete checkpoint of the work dir (pa
 saves are never taken, see `checkpoint.find_latest_checkpoint`) and starts from scratch
 when there is none; a path resumes from that checkpoint. Weights, optimizer, lr schedule,
 iteration, message hub and every rank's RNG state are restored; the iteration-based loop
-skips the batches already seen, so the sampler continues where it stopped.
+starts the sampler where it stopped, without loading the batches already trained on
+(mpr_cma.engine.resume).
 """
 
 import os

@@ -1,53 +1,49 @@
 """Evaluation: exact DAVIS 2017 J / F metrics, the benchmarks' aggregation protocols, the
 RefCOCO and referring-video evaluators, the metric of the validation loop during training
 (`ReferSegMetric`), and the MeViS submission writer. Scores arrays and
-files only; never imports models."""
+files only; never imports models.
 
-from mpr_cma.evaluation.aggregation import (
-    MEVIS_PROTOCOL,
-    REF_DAVIS17_PROTOCOL,
-    RefSegAccumulator,
-    aggregate_expressions,
-    annotator_average,
-    expression_scores,
-)
-from mpr_cma.evaluation.metrics import (
-    DEFAULT_BOUND_TH,
-    boundary_f_measure,
-    boundary_map,
-    boundary_radius,
-    region_similarity,
-)
-from mpr_cma.evaluation.refcoco import RefCOCOEvaluator
-from mpr_cma.evaluation.refvos import (
-    PredictionError,
-    RefVOSEvaluator,
-    check_prediction_index,
-    evaluate_predictions,
-    open_predictions,
-)
-from mpr_cma.evaluation.submission import check_submission, write_submission
-from mpr_cma.evaluation.val_metrics import ReferSegMetric
+Names are imported on first use (PEP 562): scoring saved predictions (metrics, refvos,
+submission) needs numpy, OpenCV and pycocotools only; the mmengine metrics
+(`RefVOSEvaluator`, `ReferSegMetric`) bring mmengine and torch when asked for.
+"""
 
-__all__ = [
-    "DEFAULT_BOUND_TH",
-    "MEVIS_PROTOCOL",
-    "REF_DAVIS17_PROTOCOL",
-    "PredictionError",
-    "RefCOCOEvaluator",
-    "ReferSegMetric",
-    "RefSegAccumulator",
-    "RefVOSEvaluator",
-    "aggregate_expressions",
-    "annotator_average",
-    "boundary_f_measure",
-    "boundary_map",
-    "boundary_radius",
-    "check_prediction_index",
-    "check_submission",
-    "evaluate_predictions",
-    "expression_scores",
-    "open_predictions",
-    "region_similarity",
-    "write_submission",
-]
+import importlib
+
+# name -> submodule
+_EXPORTS = {
+    "MEVIS_PROTOCOL": "aggregation",
+    "REF_DAVIS17_PROTOCOL": "aggregation",
+    "RefSegAccumulator": "aggregation",
+    "aggregate_expressions": "aggregation",
+    "annotator_average": "aggregation",
+    "expression_scores": "aggregation",
+    "DEFAULT_BOUND_TH": "metrics",
+    "boundary_f_measure": "metrics",
+    "boundary_map": "metrics",
+    "boundary_radius": "metrics",
+    "region_similarity": "metrics",
+    "RefCOCOEvaluator": "refcoco",
+    "PredictionError": "refvos",
+    "check_prediction_index": "refvos",
+    "evaluate_predictions": "refvos",
+    "open_predictions": "refvos",
+    "RefVOSEvaluator": "refvos_metric",
+    "check_submission": "submission",
+    "write_submission": "submission",
+    "ReferSegMetric": "val_metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -20,8 +20,7 @@ import numpy as np
 
 from mpr_cma.evaluation.metrics import (
     DEFAULT_BOUND_TH,
-    boundary_f_measure,
-    region_similarity,
+    region_and_boundary,
 )
 
 MEVIS_PROTOCOL = "mevis-per-expression"
@@ -128,7 +127,8 @@ def expression_scores(
     Returns:
         (J, F): two float64 arrays of shape (T,).
     """
-    return region_similarity(gt, pred), boundary_f_measure(gt, pred, bound_th)
+    # Equal to (region_similarity, boundary_f_measure), from one crop of each frame.
+    return region_and_boundary(gt, pred, bound_th)
 
 
 def _expression_means(exp_id: str, scores: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:

@@ -25,11 +25,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from skimage.morphology import disk
 
 DEFAULT_BOUND_TH = 0.008
-# Boundary pixels per vectorised window lookup; bounds the (K, 4, n) temporaries.
-_POINT_CHUNK = 1 << 16
 # Above this many boundary pixels per pixel of the crop, dilating the whole map (cost per
 # pixel) beats window lookups at the boundary pixels (cost per boundary pixel, about 30x).
 _DENSE_BOUNDARY = 1 / 32
@@ -39,6 +36,8 @@ __all__ = [
     "boundary_f_measure",
     "boundary_map",
     "boundary_radius",
+    "disk_kernel",
+    "region_and_boundary",
     "region_similarity",
 ]
 
@@ -92,11 +91,7 @@ def region_similarity(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
             np.count_nonzero(p),
             np.count_nonzero(np.logical_and(g, p, out=buf)),
         )
-    n_gt, n_pred, inter = counts.T
-    union = n_gt + n_pred - inter
-    empty = union == 0
-    # Same int / int true division as the official code, so the floats are identical.
-    return np.where(empty, 1.0, inter / np.where(empty, 1, union))
+    return _jaccard(*counts.T)
 
 
 def _boundary_into(seg: np.ndarray, out: np.ndarray) -> None:
@@ -114,6 +109,24 @@ def _boundary_into(seg: np.ndarray, out: np.ndarray) -> None:
     inner |= vert[..., :, :-1]
     out[..., -1, :-1] = horiz[..., -1, :]
     out[..., :-1, -1] = vert[..., :, -1]
+
+
+_BLOCK = np.ones((2, 2), dtype=np.uint8)
+
+
+def _padded_boundary(seg: np.ndarray, margin: int) -> np.ndarray:
+    """Boundary map of one bool (H, W) mask, zero-padded by `margin` on every side.
+
+    Same map as :func:`_boundary_into`, by OpenCV: a pixel is on the boundary when the
+    maximum and the minimum of its 2x2 block (anchor (0, 0)) differ. Replicating the last
+    row and column gives the official edge rules: on the last row the block only holds
+    the right neighbour, on the last column the one below, at the corner nothing.
+    """
+    u8 = np.ascontiguousarray(seg).view(np.uint8)
+    edge = cv2.dilate(u8, _BLOCK, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    edge ^= cv2.erode(u8, _BLOCK, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    return cv2.copyMakeBorder(edge, margin, margin, margin, margin,
+                              cv2.BORDER_CONSTANT, value=0).view(bool)
 
 
 def boundary_map(
@@ -171,6 +184,17 @@ def boundary_radius(bound_th: float, height: int, width: int) -> float:
     return float(math.ceil(value * math.sqrt(float(height * height + width * width))))
 
 
+def disk_kernel(radius: float) -> np.ndarray:
+    """The official dilation kernel, skimage ``disk(radius)``: bool (n, n) with offsets
+    (x, y) in arange(-radius, radius + 1) and x^2 + y^2 <= radius^2.
+
+    Defined here, with the same float arithmetic, so scoring does not import skimage
+    (and SciPy behind it, ~1 s); tests check it equals skimage's for many radii.
+    """
+    offsets = np.arange(-radius, radius + 1)
+    return offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
+
+
 @lru_cache(maxsize=16)
 def _disk_rectangles(radius: float) -> tuple[np.ndarray, int]:
     """The official dilation kernel, skimage ``disk(radius)``, as a union of rectangles.
@@ -184,9 +208,10 @@ def _disk_rectangles(radius: float) -> tuple[np.ndarray, int]:
 
     Returns:
         (rects, margin): int64 (K, 4) offsets (dx0, dx1, dy0, dy1), inclusive, relative to
-        p; and the largest |offset|, the zero padding that keeps every window in range.
+        p, largest area first; and the largest |offset|, the zero padding that keeps
+        every window in range.
     """
-    kernel = disk(radius).astype(bool)
+    kernel = disk_kernel(radius)
     cy, cx = kernel.shape[0] // 2, kernel.shape[1] // 2
     runs = []  # (row, first col, last col)
     for row, line in enumerate(kernel):
@@ -204,43 +229,40 @@ def _disk_rectangles(radius: float) -> tuple[np.ndarray, int]:
         if np.array_equal(rebuilt, kernel):
             rects = merged
     offsets = np.array(rects, dtype=np.int64).reshape(-1, 4) - np.array([cx, cx, cy, cy])
+    area = (offsets[:, 1] - offsets[:, 0] + 1) * (offsets[:, 3] - offsets[:, 2] + 1)
+    offsets = offsets[np.argsort(-area, kind="stable")]  # largest first (_count_hits)
     return offsets, int(np.abs(offsets).max(initial=0))
 
 
 def _count_hits(integral: np.ndarray, points: np.ndarray, width: int, rects: np.ndarray) -> int:
     """How many `points` have a set pixel in at least one of their rectangle windows.
 
+    The rectangles are tried largest first, each only at the points no earlier one
+    covered: where the boundaries agree, most points are settled by the first.
+
     Args:
         integral: int32 (h + 1, width + 1) cv2.integral of the zero-padded (h, width) map.
         points: int64 (n,) flat indices into that padded map, far enough from its edges
             that every window stays inside.
         width: Width of the padded map.
-        rects: int64 (K, 4) window offsets (dx0, dx1, dy0, dy1), inclusive.
+        rects: int64 (K, 4) window offsets (dx0, dx1, dy0, dy1), inclusive, largest first.
 
     Returns:
         The number of points whose dilated value (the union of the windows) is 1.
     """
     stride = width + 1
-    dx0, dx1, dy0, dy1 = rects.T
-    # Window sum = S[y1+1, x1+1] - S[y0, x1+1] - S[y1+1, x0] + S[y0, x0], as flat offsets.
-    corners = np.stack(
-        [
-            (dy1 + 1) * stride + dx1 + 1,
-            dy0 * stride + dx1 + 1,
-            (dy1 + 1) * stride + dx0,
-            dy0 * stride + dx0,
-        ],
-        axis=1,
-    )[:, :, None]  # (K, 4, 1)
     flat = integral.ravel()
-    hits = 0
-    for start in range(0, len(points), _POINT_CHUNK):
-        chunk = points[start : start + _POINT_CHUNK]
-        base = chunk + chunk // width  # the same (y, x) in the integral's wider rows
-        v = flat[base + corners]  # (K, 4, n)
-        inside = v[:, 0] - v[:, 1] - v[:, 2] + v[:, 3]
-        hits += np.count_nonzero(inside.any(axis=0))
-    return hits
+    left = points + points // width  # the same (y, x) in the integral's wider rows
+    n = len(left)
+    for dx0, dx1, dy0, dy1 in rects:
+        # Window sum = S[y1+1, x1+1] - S[y0, x1+1] - S[y1+1, x0] + S[y0, x0].
+        bottom, top = left + (dy1 + 1) * stride, left + dy0 * stride
+        inside = (flat[bottom + dx1 + 1] - flat[top + dx1 + 1] - flat[bottom + dx0]
+                  + flat[top + dx0])
+        left = left[inside == 0]
+        if not len(left):
+            break
+    return n - len(left)
 
 
 def _count_hits_dense(
@@ -270,45 +292,99 @@ def _count_hits_dense(
     return np.count_nonzero(np.logical_and(covered, inner, out=covered))
 
 
-def _boundary_counts(
+def _frame_counts(
     gt: np.ndarray, pred: np.ndarray, rects: np.ndarray, margin: int, buf: np.ndarray
-) -> tuple[int, int, int, int]:
-    """(n_gt, n_pred, gt_hit, pred_hit) boundary-pixel counts of one (H, W) frame.
+) -> tuple[int, int, int, int, int, int, int]:
+    """Pixel and boundary counts of one (H, W) frame pair, from one crop to their union.
 
-    `gt_hit` counts gt boundary pixels covered by the dilated pred boundary (recall
-    numerator), `pred_hit` the reverse (precision numerator): by window sums at those
-    pixels (:func:`_count_hits`), or for dense boundaries by dilating the whole crop
-    (:func:`_count_hits_dense`). Both hits are 0 when either boundary is empty (F is then
-    fixed by the special cases). `buf` is bool (H, W) scratch space.
+    Returns:
+        (n_gt, n_pred, inter): foreground pixels of gt, of pred and of both (J's counts);
+        (b_gt, b_pred, gt_hit, pred_hit): boundary pixels of gt and pred, gt boundary
+        pixels covered by the dilated pred boundary (recall numerator) and the reverse
+        (precision numerator); by window sums at those pixels (:func:`_count_hits`), or
+        for dense boundaries by dilating the whole crop (:func:`_count_hits_dense`). Both
+        hits are 0 when either boundary is empty (F is then fixed by the special cases).
+        `buf` is bool (H, W) scratch space.
     """
     union = np.logical_or(gt, pred, out=buf)
     rows = np.flatnonzero(union.any(axis=1))
     if rows.size == 0:
-        return 0, 0, 0, 0
-    cols = np.flatnonzero(union.any(axis=0))
+        return 0, 0, 0, 0, 0, 0, 0
+    cols = np.flatnonzero(union[rows[0] : rows[-1] + 1].any(axis=0))
     # One pixel before the box (its 2x2 block reaches into the box) and one after it (all
     # zero, so the cropped last row/column rule gives the same 0 as the full frame does).
     ys = slice(max(rows[0] - 1, 0), rows[-1] + 2)
     xs = slice(max(cols[0] - 1, 0), cols[-1] + 2)
     gt, pred = gt[ys, xs], pred[ys, xs]
+    # Nothing lies outside the union's box, so J's counts on the crop are the frame's.
+    n_gt, n_pred = np.count_nonzero(gt), np.count_nonzero(pred)
+    inter = np.count_nonzero(np.logical_and(gt, pred, out=buf[: gt.shape[0], : gt.shape[1]]))
     # Boundaries go into zero-padded maps: no window leaves them, and zero padding is what
     # cv2.dilate's default border does for a dilation.
-    shape = (gt.shape[0] + 2 * margin, gt.shape[1] + 2 * margin)
-    inner = (slice(margin, shape[0] - margin), slice(margin, shape[1] - margin))
-    gt_b, pred_b = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    _boundary_into(gt, gt_b[inner])
-    _boundary_into(pred, pred_b[inner])
-    n_gt, n_pred = np.count_nonzero(gt_b), np.count_nonzero(pred_b)
-    if n_gt == 0 or n_pred == 0:
-        return n_gt, n_pred, 0, 0
-    if n_gt + n_pred > 2 * _DENSE_BOUNDARY * gt.size:
+    gt_b, pred_b = _padded_boundary(gt, margin), _padded_boundary(pred, margin)
+    shape = gt_b.shape
+    b_gt, b_pred = np.count_nonzero(gt_b), np.count_nonzero(pred_b)
+    if b_gt == 0 or b_pred == 0:
+        return n_gt, n_pred, inter, b_gt, b_pred, 0, 0
+    if b_gt + b_pred > 2 * _DENSE_BOUNDARY * gt.size:
         gt_hit = _count_hits_dense(pred_b, gt_b, rects, margin)
         pred_hit = _count_hits_dense(gt_b, pred_b, rects, margin)
     else:
         gt_pts, pred_pts = np.flatnonzero(gt_b), np.flatnonzero(pred_b)
         gt_hit = _count_hits(cv2.integral(pred_b.view(np.uint8)), gt_pts, shape[1], rects)
         pred_hit = _count_hits(cv2.integral(gt_b.view(np.uint8)), pred_pts, shape[1], rects)
-    return n_gt, n_pred, gt_hit, pred_hit
+    return n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit
+
+
+def _jaccard(n_gt: np.ndarray, n_pred: np.ndarray, inter: np.ndarray) -> np.ndarray:
+    """J per frame from int64 counts; 1 where both masks are empty."""
+    union = n_gt + n_pred - inter
+    empty = union == 0
+    # Same int / int true division as the official code, so the floats are identical.
+    return np.where(empty, 1.0, inter / np.where(empty, 1, union))
+
+
+def _f_measure(n_gt: np.ndarray, n_pred: np.ndarray, gt_hit: np.ndarray,
+               pred_hit: np.ndarray) -> np.ndarray:
+    """F per frame from int64 boundary counts, with the official special cases."""
+    both = (n_gt > 0) & (n_pred > 0)
+    # Same int / float divisions and operation order as the official code: identical floats.
+    precision = np.where(both, pred_hit / np.maximum(n_pred, 1).astype(np.float64), 0.0)
+    recall = np.where(both, gt_hit / np.maximum(n_gt, 1).astype(np.float64), 0.0)
+    precision[n_pred == 0] = 1.0
+    recall[n_gt == 0] = 1.0
+    denom = precision + recall
+    positive = denom > 0
+    return np.where(positive, 2 * precision * recall / np.where(positive, denom, 1.0), 0.0)
+
+
+def _all_counts(gt: np.ndarray, pred: np.ndarray, bound_th: float) -> np.ndarray:
+    """int64 (T, 7) :func:`_frame_counts` of every frame of a validated pair."""
+    gt, pred = _mask_pair(gt, pred)
+    rects, margin = _disk_rectangles(boundary_radius(bound_th, *gt.shape[1:]))
+    buf = np.empty(gt.shape[1:], dtype=bool)
+    return np.array(
+        [_frame_counts(g, p, rects, margin, buf) for g, p in zip(gt, pred, strict=True)],
+        dtype=np.int64,
+    ).reshape(-1, 7)
+
+
+def region_and_boundary(
+    gt: np.ndarray, pred: np.ndarray, bound_th: float = DEFAULT_BOUND_TH
+) -> tuple[np.ndarray, np.ndarray]:
+    """(J, F) per frame, equal to (:func:`region_similarity`, :func:`boundary_f_measure`).
+
+    Both come from one crop of each frame to the union of the two masks, so a frame is
+    read once for both measures.
+
+    Returns:
+        Two float64 arrays of shape (T,).
+
+    Raises:
+        ValueError: As :func:`boundary_f_measure`.
+    """
+    n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit = _all_counts(gt, pred, bound_th).T
+    return _jaccard(n_gt, n_pred, inter), _f_measure(b_gt, b_pred, gt_hit, pred_hit)
 
 
 def boundary_f_measure(
@@ -335,20 +411,5 @@ def boundary_f_measure(
         ValueError: If the shapes differ or are not (T, H, W) / (H, W), or `bound_th` is not
             a positive finite number.
     """
-    gt, pred = _mask_pair(gt, pred)
-    rects, margin = _disk_rectangles(boundary_radius(bound_th, *gt.shape[1:]))
-    buf = np.empty(gt.shape[1:], dtype=bool)
-    counts = np.array(
-        [_boundary_counts(g, p, rects, margin, buf) for g, p in zip(gt, pred, strict=True)],
-        dtype=np.int64,
-    ).reshape(-1, 4)
-    n_gt, n_pred, gt_hit, pred_hit = counts.T
-    both = (n_gt > 0) & (n_pred > 0)
-    # Same int / float divisions and operation order as the official code: identical floats.
-    precision = np.where(both, pred_hit / np.maximum(n_pred, 1).astype(np.float64), 0.0)
-    recall = np.where(both, gt_hit / np.maximum(n_gt, 1).astype(np.float64), 0.0)
-    precision[n_pred == 0] = 1.0
-    recall[n_gt == 0] = 1.0
-    denom = precision + recall
-    positive = denom > 0
-    return np.where(positive, 2 * precision * recall / np.where(positive, denom, 1.0), 0.0)
+    _, _, _, b_gt, b_pred, gt_hit, pred_hit = _all_counts(gt, pred, bound_th).T
+    return _f_measure(b_gt, b_pred, gt_hit, pred_hit)

@@ -23,12 +23,13 @@ folder) unless ``allow_missing``, in which case they are scored as empty masks a
 under "missing" in the results.
 """
 
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from PIL import Image
 from tqdm import tqdm
 
@@ -36,8 +37,7 @@ from mpr_cma.datasets.files import read_json
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.datasets.rle import decode_rle
 from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
-from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH
-from mpr_cma.registry import METRICS
+from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH, region_and_boundary
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,12 @@ __all__ = [
     "PROTOCOL_NOTES",
     "PngPredictions",
     "PredictionError",
-    "RefVOSEvaluator",
     "RleJsonPredictions",
     "check_prediction_index",
     "evaluate_predictions",
     "open_predictions",
+    "score_expression",
+    "summarize",
     "ObjectIdPngPredictions",
     "Predictions",
 ]
@@ -70,6 +71,29 @@ class PredictionError(ValueError):
 def _examples(items: Sequence[str], n: int = 5) -> str:
     shown = ", ".join(items[:n])
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_mask_png(data: bytes) -> np.ndarray:
+    """bool (H, W) mask of a PNG file's bytes: non-zero pixel = foreground (of an RGB(A)
+    PNG: any non-zero colour channel; of a palette PNG: a non-zero index).
+
+    Greyscale PNGs (the 0/255 masks tools write) are decoded by OpenCV, about 15% less
+    CPU than Pillow; other colour types by Pillow. Both give the stored values exactly.
+    """
+    # IHDR is the first chunk: 8-byte signature, length, b"IHDR", width, height, bit
+    # depth (byte 24), colour type (byte 25; 0 = greyscale).
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) > 25 and not data[25]:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is not None and arr.ndim == 2:
+            return arr != 0
+    with Image.open(io.BytesIO(data)) as img:
+        arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr[..., :3].any(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
+    return arr != 0
 
 
 class PngPredictions:
@@ -105,14 +129,17 @@ class PngPredictions:
         """Names of the frames predicted for one expression."""
         return self._index[video][exp_id]
 
+    def raw(self, video: str, exp_id: str, frame: str) -> bytes:
+        """The PNG file's bytes: equal bytes, equal mask (a key for caching decodes)."""
+        return (self.root / video / exp_id / f"{frame}.png").read_bytes()
+
+    def decode(self, raw: bytes, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """The mask of :meth:`raw`'s bytes."""
+        return read_mask_png(raw)
+
     def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
         """bool (H, W) mask of one frame (non-zero pixel = foreground; RGB is converted)."""
-        path = self.root / video / exp_id / f"{frame}.png"
-        with Image.open(path) as img:
-            arr = np.asarray(img)
-        if arr.ndim == 3:
-            arr = arr[..., :3].any(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
-        return arr != 0
+        return self.decode(self.raw(video, exp_id, frame), video, exp_id, frame)
 
 
 class RleJsonPredictions:
@@ -171,13 +198,29 @@ class RleJsonPredictions:
         self._frame_index[video, exp_id] = {name: i for i, name in enumerate(names)}
         return names
 
-    def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
-        """bool (H, W) mask of one frame."""
+    def _rle(self, video: str, exp_id: str, frame: str) -> object:
         if (video, exp_id) not in self._frame_index:
             self.frames(video, exp_id, [])
         index = self._frame_index[video, exp_id][frame]
-        rle = self._items[video][exp_id]["prediction_masks"][index]
+        return self._items[video][exp_id]["prediction_masks"][index]
+
+    def raw(self, video: str, exp_id: str, frame: str) -> object:
+        """A hashable key of the frame's RLE: equal keys, equal masks."""
+        rle = self._rle(video, exp_id, frame)
+        try:
+            counts = rle["counts"]
+            return (tuple(rle["size"]), tuple(counts) if isinstance(counts, list) else counts)
+        except (KeyError, TypeError):
+            return ("undecodable", video, exp_id, frame)  # decode() names the error
+
+    def decode(self, raw: object, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """bool (H, W) mask of the frame (`raw` from :meth:`raw`)."""
+        rle = self._rle(video, exp_id, frame)
         return decode_rle(rle, f"{self.path}: {video}/{exp_id} frame {frame!r}")
+
+    def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """bool (H, W) mask of one frame."""
+        return self.decode(None, video, exp_id, frame)
 
 
 class ObjectIdPngPredictions:
@@ -207,6 +250,14 @@ class ObjectIdPngPredictions:
     def frames(self, video: str, exp_id: str, meta_frames: Sequence[str]) -> list[str]:
         """Names of the frames predicted for the video (shared by its expressions)."""
         return self._frames[video]
+
+    def raw(self, video: str, exp_id: str, frame: str) -> object:
+        """A hashable key: the frame and the expression's object ids."""
+        return (video, frame, self.split.expressions(video)[exp_id].obj_ids)
+
+    def decode(self, raw: object, video: str, exp_id: str, frame: str) -> np.ndarray:
+        """The mask of :meth:`raw`'s key (see :meth:`load`)."""
+        return self.load(video, exp_id, frame)
 
     def load(self, video: str, exp_id: str, frame: str) -> np.ndarray:
         """bool (H, W) mask: the PNG's pixels whose value is one of the expression's ids."""
@@ -326,71 +377,47 @@ def check_prediction_index(
     return report
 
 
-@METRICS.register_module()
-class RefVOSEvaluator(BaseMetric):
-    """Per-expression J / F of referring-video predictions (mmengine ``BaseMetric`` style).
-
-    ``process`` scores each expression as it arrives (so only per-frame scores travel
-    between ranks); ``compute_metrics`` aggregates them with the MeViS protocol.
+def score_expression(
+    split: RefVOSSplit, sample: dict, bound_th: float = DEFAULT_BOUND_TH
+) -> dict:
+    """Per-frame J and F of one expression's predicted masks.
 
     Args:
         split: The ground truth (a split with a mask_dict).
-        dataset: "mevis_u" or "davis17"; selects the protocol note in the results.
+        sample: {"video", "exp_id", "pred_masks": bool (T, H, W), T and (H, W) as the
+            video's frames, optional "missing_frames": count}.
         bound_th: Boundary tolerance of F.
-        collect_device, prefix: As mmengine's ``BaseMetric``.
+
+    Returns:
+        {"key": "video/exp_id", "J": (T,) float64, "F": (T,) float64, "missing_frames"}.
+
+    Raises:
+        PredictionError: If the prediction's shape differs from the ground truth's.
     """
+    video, exp_id = sample["video"], sample["exp_id"]
+    gt = split.expression_masks(video, exp_id)
+    pred = np.asarray(sample["pred_masks"])
+    if pred.shape != gt.shape:
+        raise PredictionError(
+            f"{video}/{exp_id}: prediction shape {pred.shape} != ground truth {gt.shape}"
+        )
+    j, f = expression_scores(gt, pred, bound_th)
+    return {"key": f"{video}/{exp_id}", "J": j, "F": f,
+            "missing_frames": int(sample.get("missing_frames", 0))}
 
-    default_prefix = "refvos"
 
-    def __init__(
-        self,
-        split: RefVOSSplit,
-        dataset: str = "mevis_u",
-        bound_th: float = DEFAULT_BOUND_TH,
-        collect_device: str = "cpu",
-        prefix: str | None = None,
-    ) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        if not split.has_masks:
-            raise ValueError(f"split {split.root} has no mask_dict: it cannot be scored here")
-        self.split = split
-        self.dataset = dataset
-        self.bound_th = bound_th
+def summarize(results: Sequence[dict], dataset: str = "mevis_u") -> dict:
+    """Aggregate :func:`score_expression` results with the MeViS protocol.
 
-    def process(self, data_batch: object, data_samples: Sequence[dict]) -> None:
-        """Score a batch of expressions.
-
-        Args:
-            data_batch: Unused (the ground truth comes from the split).
-            data_samples: dicts with "video", "exp_id", "pred_masks" (bool (T, H, W), T and
-                (H, W) as the video's frames) and optionally "missing_frames" (count).
-        """
-        for sample in data_samples:
-            video, exp_id = sample["video"], sample["exp_id"]
-            gt = self.split.expression_masks(video, exp_id)
-            pred = np.asarray(sample["pred_masks"])
-            if pred.shape != gt.shape:
-                raise PredictionError(
-                    f"{video}/{exp_id}: prediction shape {pred.shape} != ground truth {gt.shape}"
-                )
-            j, f = expression_scores(gt, pred, self.bound_th)
-            self.results.append(
-                {
-                    "key": f"{video}/{exp_id}",
-                    "J": j,
-                    "F": f,
-                    "missing_frames": int(sample.get("missing_frames", 0)),
-                }
-            )
-
-    def compute_metrics(self, results: list) -> dict:
-        """Aggregate: {"J", "F", "J&F", "num_expressions", "protocol", "protocol_note",
-        "per_expression": {"video/exp_id": {"J", "F", "J&F", "missing_frames"}}}."""
-        out = aggregate_expressions({r["key"]: (r["J"], r["F"]) for r in results})
-        for r in results:
-            out["per_expression"][r["key"]]["missing_frames"] = r["missing_frames"]
-        out["protocol_note"] = PROTOCOL_NOTES.get(self.dataset, PROTOCOL_NOTES["mevis_u"])
-        return out
+    Returns:
+        {"J", "F", "J&F", "num_expressions", "protocol", "protocol_note",
+        "per_expression": {"video/exp_id": {"J", "F", "J&F", "missing_frames"}}}.
+    """
+    out = aggregate_expressions({r["key"]: (r["J"], r["F"]) for r in results})
+    for r in results:
+        out["per_expression"][r["key"]]["missing_frames"] = r["missing_frames"]
+    out["protocol_note"] = PROTOCOL_NOTES.get(dataset, PROTOCOL_NOTES["mevis_u"])
+    return out
 
 
 def evaluate_predictions(
@@ -402,8 +429,15 @@ def evaluate_predictions(
 ) -> dict:
     """Score saved predictions against a split.
 
+    The numbers are those of :func:`score_expression` on each expression's (T, H, W)
+    masks; the work is done frame by frame over a video's expressions, so what several
+    expressions share on a frame is done once: each ground-truth RLE is decoded once, the
+    union of an anno_id set is built once, a prediction file whose bytes repeat (an empty
+    mask, the same object predicted for two expressions) is decoded once, and a (ground
+    truth, prediction) pair met again is not scored again.
+
     Returns:
-        :meth:`RefVOSEvaluator.compute_metrics`'s dict plus "anno_id_rule" (the split's
+        :func:`summarize`'s dict plus "anno_id_rule" (the split's
         applied rule, "file" or "sa2va") and "missing" (the report of
         :func:`check_prediction_index`, empty lists when nothing is missing).
 
@@ -413,37 +447,69 @@ def evaluate_predictions(
     missing = check_prediction_index(split, source, allow_missing)
     if missing["num_frames"]:
         logger.warning("%d frame masks missing: scored as empty masks", missing["num_frames"])
-    evaluator = RefVOSEvaluator(split, dataset=dataset)
+    if not split.has_masks:
+        raise ValueError(f"split {split.root} has no mask_dict: it cannot be scored here")
     present = source.index()
-    for expression in tqdm(
-        list(split.iter_expressions()), desc=f"scoring {dataset}", unit="exp", disable=not progress
-    ):
-        video, exp_id = expression.video, expression.exp_id
-        key = f"{video}/{exp_id}"
-        size = split.frame_size(video)
-        if size is None:
-            raise ValueError(f"{split.root}: cannot tell the frame size of video {video!r}")
-        frames = split.frames(video)
-        pred = np.zeros((len(frames), *size), dtype=bool)
-        n_missing = len(frames)
-        if exp_id in present.get(video, ()):
-            have = set(source.frames(video, exp_id, frames))
-            n_missing = len(frames) - len(have)
-            for t, frame in enumerate(frames):
-                if frame not in have:
-                    continue
-                mask = source.load(video, exp_id, frame)
-                if mask.shape != pred.shape[1:]:
-                    raise PredictionError(
-                        f"predictions {source.path}: {key} frame {frame!r} has size "
-                        f"{mask.shape}, the video's frames are {pred.shape[1:]} (H, W)"
-                    )
-                pred[t] = mask
-        evaluator.process(
-            None,
-            [{"video": video, "exp_id": exp_id, "pred_masks": pred, "missing_frames": n_missing}],
-        )
-    result = evaluator.compute_metrics(evaluator.results)
+    by_key: dict[str, dict] = {}
+    with tqdm(total=len(split), desc=f"scoring {dataset}", unit="exp",
+              disable=not progress) as bar:
+        for video in split.videos:
+            by_key.update(_score_video(split, source, video, present.get(video, ())))
+            bar.update(len(split.expressions(video)))
+    results = [by_key[f"{e.video}/{e.exp_id}"] for e in split.iter_expressions()]
+    result = summarize(results, dataset)
     result["anno_id_rule"] = split.anno_id_rule
     result["missing"] = missing
     return result
+
+
+def _score_video(split: RefVOSSplit, source: Predictions, video: str,
+                 present: Sequence[str]) -> dict[str, dict]:
+    """{"video/exp_id": score_expression-style result} of every expression of `video`."""
+    expressions = list(split.expressions(video).values())
+    if not expressions:
+        return {}
+    size = split.frame_size(video)
+    if size is None:
+        raise ValueError(f"{split.root}: cannot tell the frame size of video {video!r}")
+    frames = split.frames(video)
+    have = {e.exp_id: set(source.frames(video, e.exp_id, frames)) if e.exp_id in present
+            else set() for e in expressions}
+    j_of = {e.exp_id: np.empty(len(frames)) for e in expressions}
+    f_of = {e.exp_id: np.empty(len(frames)) for e in expressions}
+    empty = np.zeros(size, dtype=bool)
+    for t, frame in enumerate(frames):
+        gts: dict = {}
+        preds: dict = {None: empty}
+        pairs: dict = {}
+        for e in expressions:
+            pred_key = source.raw(video, e.exp_id, frame) if frame in have[e.exp_id] else None
+            pair = pairs.get((e.anno_ids, pred_key))
+            if pair is None:
+                gt = gts.get(e.anno_ids)
+                if gt is None:
+                    gt = gts[e.anno_ids] = _union(split, video, e.anno_ids, t, empty)
+                pred = preds.get(pred_key)
+                if pred is None:
+                    pred = preds[pred_key] = source.decode(pred_key, video, e.exp_id, frame)
+                    if pred.shape != size:
+                        raise PredictionError(
+                            f"predictions {source.path}: {video}/{e.exp_id} frame {frame!r} "
+                            f"has size {pred.shape}, the video's frames are {size} (H, W)")
+                j, f = region_and_boundary(gt, pred)
+                pair = pairs[e.anno_ids, pred_key] = (j[0], f[0])
+            j_of[e.exp_id][t], f_of[e.exp_id][t] = pair
+    return {f"{video}/{e.exp_id}": {"key": f"{video}/{e.exp_id}", "J": j_of[e.exp_id],
+                                    "F": f_of[e.exp_id],
+                                    "missing_frames": len(frames) - len(have[e.exp_id])}
+            for e in expressions}
+
+
+def _union(split: RefVOSSplit, video: str, anno_ids: Sequence[str], index: int,
+           empty: np.ndarray) -> np.ndarray:
+    """bool (H, W) ground truth of frame `index`: the union of the anno_ids' masks (not
+    to be written to: it may be a cached mask or `empty`)."""
+    masks = [m for m in (split.anno_mask(video, a, index) for a in anno_ids) if m is not None]
+    if not masks:
+        return empty
+    return masks[0] if len(masks) == 1 else np.logical_or.reduce(masks)

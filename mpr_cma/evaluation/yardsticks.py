@@ -24,7 +24,7 @@ from mpr_cma.datasets.refcoco_format import (
 from mpr_cma.datasets.refcoco_format import sentence_items as refcoco_sentence_items
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.evaluation.refcoco import RefCOCOEvaluator
-from mpr_cma.evaluation.refvos import RefVOSEvaluator
+from mpr_cma.evaluation.refvos_metric import RefVOSEvaluator
 
 
 def refcoco_every_object(data_root: str | Path, dataset: str = "refcoco", split: str = "val",
