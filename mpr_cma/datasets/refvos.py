@@ -7,10 +7,11 @@ default they are drawn as Sa2VA does (`Sa2VA03RefVOS.prepare_data`, `select_numb
 `replace=False` (ours) draws min(max_objects, n) distinct ones. The MLLM sees `num_frames`
 key frames (Sa2VA training, `dataset_map_fn`, `sampled_frames=5`: 5 sorted random frames,
 distinct when the video has more than 6, drawn with replacement otherwise; one 448 px tile
-of 256 tokens each; `select_key_frames(mode="random")`). SAM-2 segments `sam2_frames`: "same" (Sa2VA training: the key
-frames themselves, and its masks are those frames'), or a `select_key_frames` mode
-("first" / "uniform" / "random") with `sam2_num_frames` frames. Masks are (O, F, H, W) at the
-video's resolution: per frame the union of the expression's anno_ids (null = empty).
+of 256 tokens each; `select_key_frames(mode="random")`). SAM-2 segments `sam2_frames`:
+"same" (Sa2VA training: the key frames themselves, and its masks are those frames'), or a
+`select_key_frames` mode ("first" / "uniform" / "random") with `sam2_num_frames` frames.
+Masks are (O, F, H, W) at the video's resolution: per frame the union of the expression's
+anno_ids (null = empty).
 
 anno_ids follow `RefVOSSplit`'s `anno_id_rule` ("auto": the file's when every expression
 has them, as MeViS / ReVOS; else Sa2VA's numbering, as its Ref-YTVOS loader

@@ -429,7 +429,8 @@ KNOBS = {
     "val_loader": (VAL_ON + "val_loader = dict(num_workers=1)",
                    {"val_interval": 5, "val_loader.num_workers": 1}, check_val_loader),
 }
-# Checked elsewhere: weight_decay with lr, objects_with_replacement with objects_per_sample; the knobs' README rows are checked above.
+# Checked elsewhere: weight_decay with lr, objects_with_replacement with objects_per_sample;
+# the knobs' README rows are checked above.
 DOCUMENTED_WITH = {"weight_decay": "lr", "objects_with_replacement": "objects_per_sample"}
 
 

@@ -1,8 +1,8 @@
 # Training data of the Sa2VA-1B recipe that FORMATS.md covers: RefCOCO, RefCOCO+, RefCOCOg
 # (umd) train, MeViS train, ReVOS and Ref-YTVOS train (same referring-video layout) and the
 # LLaVA-1.5 665k chat mix. Ref-DAVIS17 is evaluation only. Layout: data/README.md.
-# Sa2VA: 5 objects per sample (with replacement), 5 random key frames per video (also SAM-2's frames),
-# dynamic tiling up to 12 tiles of 448 px, SAM-2 at 1024 px.
+# Sa2VA: 5 objects per sample (with replacement), 5 random key frames per video (also
+# SAM-2's frames), dynamic tiling up to 12 tiles of 448 px, SAM-2 at 1024 px.
 # Reads `tokenizer` (the model's, configs/_base_/models/sa2va_mba_1b.py).
 data_root = 'data'
 max_length = 8192
