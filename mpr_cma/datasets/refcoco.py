@@ -1,6 +1,6 @@
 """RefCOCO / RefCOCO+ / RefCOCOg training samples in Sa2VA's form.
 
-One sample = one COCO image with up to `max_objects` of its refs (Sa2VA:
+One sample = one COCO image with `max_objects` of its refs (Sa2VA:
 `num_classes_per_sample=5`), each asked about with one of its sentences in its own turn and
 answered with one `[SEG]`. As in Sa2VA (`third_parts/mmdet/datasets/refcoco.py`,
 `Sa2VA01RefSeg`) the sentence is the REFER "raw" text, lower-cased with its final "."
