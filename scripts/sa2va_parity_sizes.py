@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from skimage import data
 
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.grounding.transforms import (
     PIXEL_MEAN,
     PIXEL_STD,
@@ -61,7 +61,7 @@ def logit_field(n: int = 256) -> torch.Tensor:
 def tiny_model_checks() -> tuple[float, float]:
     """(max |KV-cached - teacher-forced| [SEG] hidden state, max |batched - one call| logit)."""
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(TINY_CONFIG)).model).eval()
+    model = MODELS.build(load_config(TINY_CONFIG).model).eval()
     tile = model.mllm.vision_model.image_size
     pixels = torch.randn(1, 3, tile, tile, generator=torch.Generator().manual_seed(0))
     ids, span = encode_prompt(model.tokenizer, "the red circle", model.mllm.num_image_token)
