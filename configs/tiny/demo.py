@@ -18,6 +18,9 @@
 #   weights no variant tried learned masks (cIoU <= 0.01; Dice 2.0 + BCE 2.0: 0.03), with
 #   these it reaches the every-object level within a few hundred steps.
 # - lr 1e-3 (Sa2VA: 4e-5, for fine-tuning pretrained weights).
+# - Distinct objects per sample (replace=False: up to 5, none asked twice; Sa2VA draws
+#   exactly 5 with replacement) and the loss's ground truth at S x S (gt_mask_size, from
+#   sa2va_mba_tiny.py): the recorded scores were trained so (docs/sa2va_parity.md).
 _base_ = [
     './sa2va_mba_tiny.py',
     '../_base_/schedules/sa2va_1e.py',
@@ -49,9 +52,10 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ConcatDataset', datasets=[
         dict(type='RefCOCODataset', data_root='${data_root}', dataset='refcoco',
-             split='train', max_objects=5, max_tiles=1, **_demo_inputs),
+             split='train', max_objects=5, replace=False, max_tiles=1, **_demo_inputs),
         dict(type='RefVOSDataset', name='mevis', data_root='${data_root}/mevis/train',
-             max_objects=5, num_frames=2, frame_mode='random', **_demo_inputs),
+             max_objects=5, replace=False, num_frames=2, frame_mode='random',
+             **_demo_inputs),
     ]),
     collate_fn=dict(type='sa2va_collate'),
 )

@@ -2,8 +2,9 @@
 
 Sa2VA's referring datasets (RefCOCO/+/g, MeViS, ReVOS, Ref-YTVOS) turn the objects of one
 image or video into a multi-turn chat: one question per object, each answered with a single
-`[SEG]`, the image (or key-frame) placeholder opening the first question, at most
-`num_classes_per_sample` / `select_number` = 5 objects per sample. Questions and answers
+`[SEG]`, the image (or key-frame) placeholder opening the first question,
+`num_classes_per_sample` / `select_number` = 5 objects per sample drawn with replacement
+(`sample_objects`). Questions and answers
 are drawn uniformly from Sa2VA's `SEG_QUESTIONS` / `SEG_ANSWERS`, and the expression is
 prepared by the rule of the dataset family (`EXPRESSION_RULES`):
 
@@ -214,8 +215,8 @@ def sample_objects(num_available: int, max_objects: int, replace: bool,
     Args:
         num_available: objects (refs or expressions) of the image / video.
         max_objects: N.
-        replace: Sa2VA's rule - always exactly N, drawn with replacement; False (default
-            of the datasets here) draws min(N, available) distinct objects.
+        replace: Sa2VA's rule (the datasets' default) - always exactly N, drawn with
+            replacement; False draws min(N, available) distinct objects.
         rng: the sample's random generator.
     """
     if num_available < 1:

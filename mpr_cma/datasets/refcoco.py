@@ -1,6 +1,6 @@
 """RefCOCO / RefCOCO+ / RefCOCOg training samples in Sa2VA's form.
 
-One sample = one COCO image with up to `max_objects` of its refs (Sa2VA:
+One sample = one COCO image with `max_objects` of its refs (Sa2VA:
 `num_classes_per_sample=5`), each asked about with one of its sentences in its own turn and
 answered with one `[SEG]`. As in Sa2VA (`third_parts/mmdet/datasets/refcoco.py`,
 `Sa2VA01RefSeg`) the sentence is the REFER "raw" text, lower-cased with its final "."
@@ -8,8 +8,11 @@ dropped, in one of Sa2VA's question templates. The MLLM sees InternVL's dynamic 
 the image, SAM-2 the image resized to `sam2_image_size`; the masks are the refs'
 annotations at the original resolution.
 
-Sa2VA draws exactly 5 refs per image with replacement; `replace=False` (default here) draws
-min(5, refs) distinct refs so an object is not asked twice (set True for Sa2VA's rule).
+Objects per sample follow Sa2VA's draw by default (`Sa2VA01RefSeg._parse_annotations`:
+`np.random.choice(len(instances), num_classes_per_sample, replace=True)`, 5 in its configs):
+exactly `max_objects` refs drawn with replacement, so an image with fewer refs asks about
+some of them twice and every sample has `max_objects` turns. `replace=False` (ours, the tiny
+demo's recorded choice) draws min(max_objects, refs) distinct refs: no object asked twice.
 """
 
 from collections import defaultdict
@@ -78,7 +81,8 @@ class RefCOCODataset(SkippingDataset):
         image_root: image folder; default the layout's (`<data_root>/coco2014/train2014`).
         layout: "auto" (whichever layout's files exist), "mpr_cma" or "sa2va".
         max_objects: refs per sample (Sa2VA: 5).
-        replace: Sa2VA's exactly-N-with-replacement draw (see module doc).
+        replace: True (Sa2VA): exactly max_objects refs drawn with replacement; False:
+            min(max_objects, refs) distinct refs (see the module doc).
         mllm_image_size: InternViT tile size (448; tiny: 56).
         num_image_tokens_per_tile: LLM tokens per tile (256; tiny: 4).
         max_tiles: dynamic tiling's max_num (Sa2VA: 12).
@@ -93,7 +97,7 @@ class RefCOCODataset(SkippingDataset):
     def __init__(self, data_root: str | Path, tokenizer: PreTrainedTokenizerBase | str = "tiny",
                  dataset: str = "refcoco", split_by: str | None = None, split: str = "train",
                  image_root: str | Path | None = None, max_objects: int = MAX_OBJECTS,
-                 replace: bool = False, mllm_image_size: int = 448,
+                 replace: bool = True, mllm_image_size: int = 448,
                  num_image_tokens_per_tile: int = 256, max_tiles: int = 12,
                  sam2_image_size: int = 1024, max_length: int = 8192,
                  seed: int | None = None, max_refetch: int = 20, layout: str = "auto") -> None:

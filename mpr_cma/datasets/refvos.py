@@ -1,12 +1,17 @@
 """Referring-video training samples (MeViS, Ref-YTVOS, ReVOS, Ref-DAVIS17 layout) in Sa2VA's form.
 
-One sample = one video with up to `max_objects` of its expressions (Sa2VA: `select_number=5`,
-drawn with replacement; `replace=False` here draws distinct ones), one turn per expression.
-The MLLM sees `num_frames` key frames (Sa2VA training: 5 random sorted frames, one 448 px
-tile of 256 tokens each). SAM-2 segments `sam2_frames`: "same" (Sa2VA training: the key
-frames themselves, and its masks are those frames'), or a `select_key_frames` mode
-("first" / "uniform" / "random") with `sam2_num_frames` frames. Masks are (O, F, H, W) at the
-video's resolution: per frame the union of the expression's anno_ids (null = empty).
+One sample = one video with `max_objects` of its expressions, one turn per expression. By
+default they are drawn as Sa2VA does (`Sa2VA03RefVOS.prepare_data`, `select_number=5`:
+`np.random.choice(n, 5)` when n > 5 - numpy's default is with replacement - and
+`np.random.choice(n, 5, replace=True)` otherwise, i.e. always exactly 5 with replacement);
+`replace=False` (ours) draws min(max_objects, n) distinct ones. The MLLM sees `num_frames`
+key frames (Sa2VA training, `dataset_map_fn`, `sampled_frames=5`: 5 sorted random frames,
+distinct when the video has more than 6, drawn with replacement otherwise; one 448 px tile
+of 256 tokens each; `select_key_frames(mode="random")`). SAM-2 segments `sam2_frames`:
+"same" (Sa2VA training: the key frames themselves, and its masks are those frames'), or a
+`select_key_frames` mode ("first" / "uniform" / "random") with `sam2_num_frames` frames.
+Masks are (O, F, H, W) at the video's resolution: per frame the union of the expression's
+anno_ids (null = empty).
 
 anno_ids follow `RefVOSSplit`'s `anno_id_rule` ("auto": the file's when every expression
 has them, as MeViS / ReVOS; else Sa2VA's numbering, as its Ref-YTVOS loader
@@ -49,7 +54,9 @@ class RefVOSDataset(SkippingDataset):
         meta_file, mask_file: see `RefVOSSplit` (default: inside data_root, else Sa2VA's
             places, see the module docstring).
         anno_id_rule: "auto", "file" or "sa2va", see `RefVOSSplit`.
-        max_objects, replace: expressions per sample and Sa2VA's with-replacement draw.
+        max_objects: expressions per sample (Sa2VA: 5).
+        replace: True (Sa2VA): exactly max_objects drawn with replacement; False:
+            min(max_objects, n) distinct expressions.
         num_frames: key frames of the MLLM (Sa2VA: 5).
         frame_mode: "random" (Sa2VA training), "first" or "uniform".
         sam2_frames: "same" (Sa2VA) or a key-frame mode for SAM-2's own frames.
@@ -66,7 +73,7 @@ class RefVOSDataset(SkippingDataset):
 
     def __init__(self, data_root: str | Path, tokenizer: PreTrainedTokenizerBase | str = "tiny",
                  name: str = "refvos", meta_file: str | None = None, mask_file: str | None = None,
-                 max_objects: int = MAX_OBJECTS, replace: bool = False,
+                 max_objects: int = MAX_OBJECTS, replace: bool = True,
                  num_frames: int = NUM_KEY_FRAMES, frame_mode: str = "random",
                  sam2_frames: str = "same", sam2_num_frames: int = NUM_KEY_FRAMES,
                  mllm_image_size: int = 448, num_image_tokens_per_tile: int = 256,

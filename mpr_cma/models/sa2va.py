@@ -52,6 +52,8 @@ from mpr_cma.models.text_tokens import (
 from mpr_cma.registry import MODELS
 
 DEFAULT_LORA = dict(r=128, alpha=256, dropout=0.05)
+# Where the mask losses compare prediction and ground truth (see `Sa2VAMBA`).
+GT_MASK_SIZES = ("pred", "input")
 
 
 def _build(module: nn.Module | dict | None, name: str) -> nn.Module | None:
@@ -85,6 +87,12 @@ class Sa2VAMBA(BaseModel):
             LoRA (the LLM stays fully trainable).
         freeze_vision: freeze InternViT (Sa2VA does).
         llm_loss_weight: weight of the LLM's text cross-entropy (Sa2VA: 1).
+        gt_mask_size: the grid of the ground truth the mask losses read. "pred" (Sa2VA,
+            `models/sa2va.py` `forward`): each (H, W) mask is resized (nearest) to the
+            decoder's low-res logits, 4h x 4w (256 x 256 for S = 1024), and the points are
+            sampled from both at that size; "input": resized (nearest) to the SAM-2 input
+            S x S, so the sampled targets keep the finer boundary (the low-res logits are
+            sampled at the same normalised points either way).
     """
 
     def __init__(
@@ -98,11 +106,16 @@ class Sa2VAMBA(BaseModel):
         lora: dict | None = DEFAULT_LORA,
         freeze_vision: bool = True,
         llm_loss_weight: float = 1.0,
+        gt_mask_size: str = "pred",
     ):
         super().__init__()
         if text_tokens not in TEXT_TOKEN_CHOICES:
             raise ValueError(f"text_tokens must be one of {TEXT_TOKEN_CHOICES}, got "
                              f"{text_tokens!r}")
+        if gt_mask_size not in GT_MASK_SIZES:
+            raise ValueError(f"gt_mask_size must be one of {GT_MASK_SIZES}, got "
+                             f"{gt_mask_size!r}")
+        self.gt_mask_size = gt_mask_size
         self.mllm: InternVLChatModel = _build(mllm, "mllm")
         self.grounding: SAM2Grounding = _build(grounding, "grounding")
         width = self.grounding.hidden_dim
@@ -158,9 +171,16 @@ class Sa2VAMBA(BaseModel):
             out.update(text=text, text_mask=mask, sentence=masked_mean(text, mask))
         return out
 
+    def ground_truth_size(self, pred_masks: Tensor) -> tuple[int, int]:
+        """(h, w) of the loss's ground truth for (R, 1, 4h, 4w) logits (`gt_mask_size`)."""
+        if self.gt_mask_size == "pred":
+            return tuple(pred_masks.shape[-2:])
+        return (self.grounding.image_size, self.grounding.image_size)
+
     @staticmethod
-    def _ground_truth_rows(masks: Sequence[Tensor], size: int) -> list[Tensor]:
-        """Per sample, (O_i * F_i, size, size) float GT in (object, frame) row order."""
+    def _ground_truth_rows(masks: Sequence[Tensor], size: tuple[int, int]) -> list[Tensor]:
+        """Per sample, (O_i * F_i, *size) float GT in (object, frame) row order, resized by
+        nearest neighbour from each mask's own (H_i, W_i)."""
         rows = []
         for i, m in enumerate(masks):
             if m.dim() == 3:
@@ -169,7 +189,7 @@ class Sa2VAMBA(BaseModel):
                 raise ValueError(f"masks[{i}] must be (O, F, H, W) or (O, H, W), got "
                                  f"{tuple(m.shape)}")
             flat = m.flatten(0, 1).float().unsqueeze(1)
-            rows.append(F.interpolate(flat, size=(size, size), mode="nearest")[:, 0])
+            rows.append(F.interpolate(flat, size=tuple(size), mode="nearest")[:, 0])
         return rows
 
     # ------------------------------------------------------------------ training
@@ -221,7 +241,8 @@ class Sa2VAMBA(BaseModel):
         if "grounding" not in run:
             return {**losses, **self._placeholder_mask_losses(run["llm"].hidden_states[-1])}
         pick, text, result = run["rows"]["object"], run["text"], run["grounding"]
-        gt = torch.cat(self._ground_truth_rows(data["masks"], self.grounding.image_size))
+        gt = torch.cat(self._ground_truth_rows(data["masks"],
+                                               self.ground_truth_size(result["pred_masks"])))
         sentence_ids = self._sentence_ids(data.get("sentence_ids"), run["num_objects"], pick)
         losses.update(self.criterion(
             result["pred_masks"][:, 0], gt, features=result["decoder_features"],
@@ -249,7 +270,7 @@ class Sa2VAMBA(BaseModel):
             self.grounding.encode(frames), torch.zeros(1, dtype=torch.long,
                                                        device=hidden.device),
             prompt, text, text_mask if text is not None else None)
-        gt = torch.zeros(1, size, size, device=hidden.device)
+        gt = torch.zeros(1, *self.ground_truth_size(result["pred_masks"]), device=hidden.device)
         losses = self.criterion(
             result["pred_masks"][:, 0], gt, features=result["decoder_features"],
             text_embeds=None if text is None else text[:, 0],

@@ -200,7 +200,8 @@ def datasets_of(loader):
 
 # ---------------------------------------------------------------------- knob checks
 # knob -> (leaf text, --cfg-options, check(path, cfg, tmp_path)); None: that way is not
-# tested for the knob (the reason is in the check's comment).
+# tested for the knob (the reason is in the check's comment). Leaf text and options may be
+# functions of the shipped config.
 def _mba_leaf(cfg0) -> str:
     # A baseline's `mba = None` has no fields to merge into: replace it whole.
     return ("mba = dict(_delete_=True, type='MaskBiasedAttention', top_k=2)"
@@ -298,6 +299,29 @@ def check_max_length(path, cfg, tmp_path):
     assert {d.max_length for d in datasets_of(build_loader(cfg))} == {1000}
 
 
+def referring_datasets(cfg):
+    return [d for d in datasets_of(build_loader(cfg))
+            if type(d).__name__ in ("RefCOCODataset", "RefVOSDataset")]
+
+
+def check_objects_per_sample(path, cfg, tmp_path):
+    built = referring_datasets(cfg)
+    assert built and {(d.max_objects, d.replace) for d in built} == {(3, False)}
+    picked = built[0][0]["meta"]
+    objects = picked.get("ref_ids", picked.get("exp_ids"))
+    assert len(objects) == len(set(objects)) <= 3
+
+
+def _other_gt_size(cfg0) -> str:
+    """The gt_mask_size a config does not have (the 1B ones 'pred', the tiny ones 'input')."""
+    return {"pred": "input", "input": "pred"}[cfg0.gt_mask_size]
+
+
+def check_gt_mask_size(path, cfg, tmp_path):
+    shipped = load_config(path, import_custom_modules=False).gt_mask_size
+    assert build_model(path, cfg).gt_mask_size == cfg.gt_mask_size != shipped
+
+
 def check_train_dataset(path, cfg, tmp_path):
     built = datasets_of(build_loader(cfg))
     if cfg.train_dataset.datasets[0].get("max_objects") == 2:   # the --cfg-options way
@@ -365,6 +389,9 @@ KNOBS = {
     "pretrained_root": ("pretrained_root = {weights!r}", {"pretrained_root": "{weights}"},
                         check_pretrained_root),
     "tokenizer": ("tokenizer = {tokenizer!r}", {"tokenizer": "{tokenizer}"}, check_tokenizer),
+    # Set to the value the config does not ship (the tiny configs ship 'input').
+    "gt_mask_size": (lambda cfg0: f"gt_mask_size = {_other_gt_size(cfg0)!r}",
+                     lambda cfg0: {"gt_mask_size": _other_gt_size(cfg0)}, check_gt_mask_size),
     "lr": ("lr = 3e-4\nweight_decay = 0.2", {"lr": 3e-4, "weight_decay": 0.2},
            check_lr_and_weight_decay),
     "max_epochs": ("max_epochs = 2", {"train_cfg.max_epochs": 2}, check_max_epochs),
@@ -375,6 +402,9 @@ KNOBS = {
     "num_workers": ("num_workers = 1", {"num_workers": 1}, check_num_workers),
     "data_root": ("data_root = {moved!r}", {"data_root": "{moved}"}, check_data_root),
     "max_length": ("max_length = 1000", {"max_length": 1000}, check_max_length),
+    "objects_per_sample": ("objects_per_sample = 3\nobjects_with_replacement = False",
+                           {"objects_per_sample": 3, "objects_with_replacement": False},
+                           check_objects_per_sample),
     "train_dataset": ("train_dataset = dict(_delete_=True, type='ConcatDataset', datasets=["
                       "dict(type='RefCOCODataset', data_root='${{data_root}}', "
                       "dataset='refcoco', split='train', tokenizer='${{tokenizer}}')])",
@@ -399,8 +429,9 @@ KNOBS = {
     "val_loader": (VAL_ON + "val_loader = dict(num_workers=1)",
                    {"val_interval": 5, "val_loader.num_workers": 1}, check_val_loader),
 }
-# Checked elsewhere: weight_decay with lr; the knobs' README rows are checked above.
-DOCUMENTED_WITH = {"weight_decay": "lr"}
+# Checked elsewhere: weight_decay with lr, objects_with_replacement with objects_per_sample;
+# the knobs' README rows are checked above.
+DOCUMENTED_WITH = {"weight_decay": "lr", "objects_with_replacement": "objects_per_sample"}
 
 
 def test_every_documented_knob_has_an_end_to_end_check():
@@ -408,14 +439,15 @@ def test_every_documented_knob_has_an_end_to_end_check():
     assert knobs_in_readme() == set(KNOBS) | set(DOCUMENTED_WITH)
 
 
-# The 1B model is slow to build even on meta (~5 s): its three model knobs are set
-# together, one build per way and leaf.
-MODEL_KNOBS = ("mba", "criterion", "tokenizer")
+# The 1B model is slow to build even on meta (~5 s): its model knobs are set together,
+# one build per way and leaf.
+MODEL_KNOBS = ("mba", "criterion", "tokenizer", "gt_mask_size")
 
 
 def check_model_knobs(path, cfg, tmp_path):
     model = build_model(path, cfg)
     assert model.grounding.mba.router.top_k == 2 and model.criterion.tmc_weight == 0.3
+    assert model.gt_mask_size == "input"   # the 1B configs ship Sa2VA's 'pred'
     folder = str(tiny_tokenizer_path())
     assert model.tokenizer.name_or_path == folder
     assert all(d.tokenizer.name_or_path == folder for d in datasets_of(build_loader(cfg)))
@@ -428,7 +460,8 @@ def cases():
             if knob in fields and not (path in ONE_B and knob in MODEL_KNOBS):
                 yield pytest.param(path, knob, id=f"{rel(path)}-{knob}")
         if path in ONE_B:
-            yield pytest.param(path, "model", id=f"{rel(path)}-mba+criterion+tokenizer",
+            yield pytest.param(path, "model",
+                               id=f"{rel(path)}-mba+criterion+tokenizer+gt_mask_size",
                                marks=[pytest.mark.slow])
 
 
@@ -437,11 +470,13 @@ def test_knob_reaches_the_built_objects(path, knob, data_root, tmp_path):
     cfg0 = load_config(path, import_custom_modules=False)
     if knob == "model":   # the 1B model knobs, one build per way
         tokenizer = str(tiny_tokenizer_path())
-        leaf = "\n".join([_mba_leaf(cfg0), KNOBS["criterion"][0], f"tokenizer = {tokenizer!r}"])
+        leaf = "\n".join([_mba_leaf(cfg0), KNOBS["criterion"][0], f"tokenizer = {tokenizer!r}",
+                          "gt_mask_size = 'input'"])
         check_model_knobs(path, load(path, data_root, leaf, {}, tmp_path, "tokenizer"),
                           tmp_path)
         if cfg0.mba is not None:   # a baseline's None has no top_k to set on the command line
-            options = {**KNOBS["criterion"][1], **KNOBS["mba"][1], "tokenizer": tokenizer}
+            options = {**KNOBS["criterion"][1], **KNOBS["mba"][1], "tokenizer": tokenizer,
+                       "gt_mask_size": "input"}
             check_model_knobs(path, load(path, data_root, None, options, tmp_path,
                                          "tokenizer"), tmp_path)
         return
@@ -453,6 +488,7 @@ def test_knob_reaches_the_built_objects(path, knob, data_root, tmp_path):
     values = {"weights": str(tmp_path / "weights"), "moved": str(tmp_path / "moved"),
               "tokenizer": str(tiny_tokenizer_path())}
     leaf = leaf(cfg0) if callable(leaf) else leaf.format(**values)
+    options = options(cfg0) if callable(options) else options
     check(path, load(path, data_root, leaf, {}, tmp_path, knob), tmp_path)
     if options is not None:   # dicts cannot be written on the command line
         options = {k: v.format(**values) if isinstance(v, str) and "{" in v else v

@@ -67,10 +67,11 @@ def test_collate_mixed_batch(datasets):
     real = [s["pixel_values"] for s in samples if s["image_flags"].all()]
     assert torch.equal(data["pixel_values"], torch.cat(real))
     assert data["image_flags"].tolist() == [1] * data["pixel_values"].shape[0]
-    assert [m.shape[0] for m in data["masks"]] == [3, 1, 0, 0]
+    # Sa2VA's draw: always 5 objects (with replacement) per referring sample
+    assert [m.shape[0] for m in data["masks"]] == [5, 5, 0, 0]
     assert [g.shape[0] for g in data["g_pixel_values"]] == [1, 2, 0, 0]
-    assert [len(s) for s in data["expression_spans"]] == [3, 1, 0, 0]
-    assert [len(s) for s in data["sentence_ids"]] == [3, 1, 0, 0]
+    assert [len(s) for s in data["expression_spans"]] == [5, 5, 0, 0]
+    assert [len(s) for s in data["sentence_ids"]] == [5, 5, 0, 0]
 
 
 def test_collate_text_only_batch_keeps_one_dummy_tile(datasets):

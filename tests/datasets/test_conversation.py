@@ -148,3 +148,13 @@ def test_sample_objects():
     picked = sample_objects(8, 5, False, rng)
     assert len(set(picked)) == 5 and all(0 <= i < 8 for i in picked)
     assert len(sample_objects(2, 5, True, rng)) == 5  # Sa2VA: always N, with replacement
+
+
+def test_sample_objects_with_replacement_repeats_even_with_enough_objects():
+    """Sa2VA03RefVOS draws np.random.choice(n, 5) (numpy's default: with replacement) also
+    when n > 5: 8 objects in 5 draws repeat one with probability 1 - 8!/3!/8^5 = 0.79."""
+    draws = [sample_objects(8, 5, True, random.Random(seed)) for seed in range(40)]
+    assert all(len(d) == 5 and all(0 <= i < 8 for i in d) for d in draws)
+    repeated = sum(len(set(d)) < 5 for d in draws)
+    assert 0 < repeated < 40
+    assert {i for d in draws for i in d} == set(range(8))

@@ -63,7 +63,8 @@ def test_sa2va_refcoco_folders(tmp_path, training_images):
     for rec in theirs:
         assert rec.image_path.parent == images and rec.image_path.is_file()
         np.testing.assert_array_equal(ref_mask(rec), info["masks"][rec.ann_id])
-    ds = RefCOCODataset(tmp_path, dataset="refcoco", split="train", seed=0, **TINY)
+    ds = RefCOCODataset(tmp_path, dataset="refcoco", split="train", seed=0, replace=False,
+                        **TINY)
     assert ds.image_root == images and ds[0]["masks"].shape[0] == 1
 
 

@@ -28,8 +28,10 @@ def root(tmp_path):
 
 
 def build(root, **kw):
+    """Distinct refs (replace=False) unless a test says otherwise: most tests check which
+    ref each mask and sentence belongs to; the draw rule has its own tests."""
     return RefCOCODataset(root, dataset="refcoco", split="train",
-                          **{"max_tiles": 2, "seed": 0, **TINY, **kw})
+                          **{"max_tiles": 2, "seed": 0, "replace": False, **TINY, **kw})
 
 
 def test_groups_refs_per_image_and_masks_match_the_drawn_ones(root):
@@ -93,18 +95,53 @@ def test_sentence_ids_equal_the_tmc_hash():
     assert sentence_ids(texts)[0] == sentence_ids(texts)[1] != sentence_ids(texts)[2]
 
 
-def test_replace_draws_exactly_n_like_sa2va(root):
+def test_default_draw_is_sa2va_exactly_n_with_replacement(root):
+    """Sa2VA01RefSeg: np.random.choice(len(instances), num_classes_per_sample=5,
+    replace=True) - always 5 turns, an image with fewer refs repeats some of them."""
+    path, info = root
+    seen = set()
+    for seed in range(8):
+        ds = RefCOCODataset(path, dataset="refcoco", split="train", max_tiles=2, seed=seed,
+                            **TINY)
+        assert (ds.max_objects, ds.replace) == (5, True)
+        for index, refs_here in ((0, {0, 1, 2}), (1, {3})):
+            sample = ds[index]
+            picked = sample["meta"]["ref_ids"]
+            assert len(picked) == 5 and set(picked) <= refs_here
+            # 3 refs (or 1) in 5 draws: some ref is asked twice, each turn with its own mask
+            assert len(set(picked)) < len(picked)
+            ann = {r.ref_id: r.ann_id for r in ds.records}
+            assert sample["masks"].shape[:2] == (5, 1)
+            assert len(sample["expression_spans"]) == len(sample["sentences"]) == 5
+            for k, ref_id in enumerate(picked):
+                assert torch.equal(sample["masks"][k, 0],
+                                   torch.from_numpy(info["masks"][ann[ref_id]]))
+                assert sample["sentences"][k] == info["sentences"][ann[ref_id]]
+            seg = ds.tokenizer.convert_tokens_to_ids(SEG_TOKEN)
+            assert int((sample["input_ids"] == seg).sum()) == 5
+            # a repeated ref has one sentence id: it is no TMC negative of itself
+            ids = sample["sentence_ids"].tolist()
+            assert len(set(ids)) == len(set(picked))
+            seen |= set(picked)
+        assert ds.modality_length == [1 * 4 + 24 * 5] * 2
+    assert seen == {0, 1, 2, 3}
+
+
+def test_distinct_draw_knob(root):
+    """replace=False (ours): min(max_objects, refs) distinct refs."""
     path, _ = root
-    sample = build(path, replace=True, max_objects=5)[1]
-    assert sample["masks"].shape[0] == 5 and len(sample["expression_spans"]) == 5
-    assert len(set(sample["sentence_ids"].tolist())) == 1  # same ref: not TMC negatives
+    ds = build(path, replace=False, max_objects=2)
+    picked = ds[0]["meta"]["ref_ids"]
+    assert len(picked) == len(set(picked)) == 2 and set(picked) <= {0, 1, 2}
+    assert ds[1]["meta"]["ref_ids"] == [3]
+    assert ds.modality_length == [1 * 4 + 24 * 2, 1 * 4 + 24 * 1]
 
 
 def test_registered_and_seeded(root):
     path, _ = root
     ds = DATASETS.build(dict(type="RefCOCODataset", data_root=str(path), max_tiles=2,
                              seed=3, **TINY))
-    again = build(path, seed=3)
+    again = build(path, seed=3, replace=True)   # the default draw is Sa2VA's
     assert torch.equal(ds[0]["input_ids"], again[0]["input_ids"])
 
 

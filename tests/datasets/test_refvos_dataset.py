@@ -19,7 +19,10 @@ def root(tmp_path):
 
 
 def build(root, **kw):
-    return RefVOSDataset(root, name="mevis", **{"num_frames": 2, "seed": 0, **TINY, **kw})
+    """Distinct expressions (replace=False) unless a test says otherwise; the draw rule has
+    its own tests."""
+    return RefVOSDataset(root, name="mevis",
+                         **{"num_frames": 2, "seed": 0, "replace": False, **TINY, **kw})
 
 
 def expected(info, anno_ids, frames):
@@ -78,6 +81,35 @@ def test_random_frames_are_sorted_and_cover_short_videos(root):
         key = sample["meta"]["key_frames"]
         assert len(key) == 5 and key == sorted(key) and set(key) <= {0, 1, 2}
         assert sample["masks"].shape[1] == 5
+
+
+def test_default_draw_is_sa2va_exactly_n_expressions_with_replacement(root):
+    """Sa2VA03RefVOS.prepare_data: select_number=5 expressions, np.random.choice with
+    replacement whatever the video holds; dataset_map_fn: sampled_frames=5 sorted frames,
+    with replacement when T <= 5 + 1 (v1: 4 frames, v2: 3)."""
+    path, info = root
+    seen = set()
+    for seed in range(6):
+        ds = RefVOSDataset(path, name="mevis", seed=seed, **TINY)
+        assert (ds.max_objects, ds.replace, ds.num_frames, ds.frame_mode) == (
+            5, True, 5, "random")
+        for index, video in enumerate(ds.videos):
+            sample = ds[index]
+            exp_ids, key = sample["meta"]["exp_ids"], sample["meta"]["key_frames"]
+            exps = ds.split.expressions(video)
+            assert len(exp_ids) == 5 and set(exp_ids) <= set(exps)
+            assert len(set(exp_ids)) < 5   # 2 (or 1) expressions in 5 draws
+            frames = len(ds.split.frames(video))
+            assert len(key) == 5 and key == sorted(key) and set(key) <= set(range(frames))
+            assert len(set(key)) < 5       # 4 (or 3) frames in 5 draws
+            assert sample["masks"].shape == (5, 5, 16, 20)
+            assert sample["pixel_values"].shape[0] == sample["g_pixel_values"].shape[0] == 5
+            for k, exp_id in enumerate(exp_ids):
+                gt = expected(info, exps[exp_id].anno_ids, key)
+                assert torch.equal(sample["masks"][k], torch.from_numpy(gt))
+            seen |= {(video, e) for e in exp_ids}
+        assert ds.modality_length == [5 * 4 + 24 * 5] * 2
+    assert seen == {("v1", "0"), ("v1", "1"), ("v2", "0")}
 
 
 @pytest.mark.parametrize("fault", ["missing_anno", "bad_rle", "corrupt_frame"])

@@ -114,6 +114,54 @@ def test_mba_disabled_equals_baseline_with_the_same_weights(mba_model):
     assert torch.equal(disabled, base_masks)
 
 
+def test_ground_truth_rows_are_nearest_samples_of_each_mask():
+    """Sa2VA (models/sa2va.py forward): F.interpolate(gt, size=pred size, mode='nearest'),
+    PyTorch's nearest rule: output pixel i reads input pixel floor(i * in / out)."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 5, 7, generator=gen) > 0.5          # (O, H, W): 2 objects
+    video = torch.rand(1, 3, 6, 9, generator=gen) > 0.5       # (O, F, H, W): 3 frames
+    rows = Sa2VAMBA._ground_truth_rows([image, video], (4, 4))
+    # 5 -> 4 rows: floor(i * 1.25) = 0, 1, 2, 3; 7 -> 4 columns: floor(j * 1.75) = 0, 1, 3, 5
+    want = image[:, [0, 1, 2, 3]][:, :, [0, 1, 3, 5]].float()
+    assert torch.equal(rows[0], want)
+    # 6 -> 4: 0, 1, 3, 4; 9 -> 4: floor(j * 2.25) = 0, 2, 4, 6; rows in (object, frame) order
+    want = video[0][:, [0, 1, 3, 4]][:, :, [0, 2, 4, 6]].float()
+    assert torch.equal(rows[1], want)
+    with pytest.raises(ValueError, match=r"masks\[0\] must be"):
+        Sa2VAMBA._ground_truth_rows([torch.zeros(5, 7, dtype=torch.bool)], (4, 4))
+
+
+@pytest.mark.parametrize("size", ["pred", "input"])
+def test_loss_ground_truth_size(mba_model, monkeypatch, size):
+    """'pred' (Sa2VA): the criterion gets the GT on the 16 x 16 grid of the tiny model's
+    low-res logits; 'input': on SAM-2's 64 x 64 input (the tiny configs)."""
+    seen = []
+    forward = type(mba_model.criterion).forward
+
+    def record(self, pred_logits, gt_masks, **kw):
+        seen.append((tuple(pred_logits.shape), gt_masks.clone()))
+        return forward(self, pred_logits, gt_masks, **kw)
+
+    monkeypatch.setattr(type(mba_model.criterion), "forward", record)
+    monkeypatch.setattr(mba_model, "gt_mask_size", size)
+    batch = make_batch(mba_model)
+    with torch.no_grad():
+        mba_model(batch, mode="loss")
+    (pred_shape, gt), = seen
+    grid = {"pred": 16, "input": 64}[size]
+    assert pred_shape == (5, 16, 16) and gt.shape == (5, grid, grid)
+    # the image's first object, 40 x 50 -> grid x grid by the nearest rule
+    rows = [int(i * 40 / grid) for i in range(grid)]
+    cols = [int(j * 50 / grid) for j in range(grid)]
+    assert torch.equal(gt[0], batch["masks"][0][0, 0][rows][:, cols].float())
+
+
+def test_gt_mask_size_is_checked():
+    cfg = load_config(CONFIGS / "tiny" / "sa2va_baseline_tiny.py")
+    with pytest.raises(ValueError, match="gt_mask_size must be one of"):
+        MODELS.build(dict(cfg.model, gt_mask_size="full"))
+
+
 def test_chat_only_batch_and_bad_batches(mba_model):
     batch = make_batch(mba_model)
     chat = {k: batch[k] for k in ("input_ids", "labels", "attention_mask", "pixel_values")}
@@ -151,6 +199,7 @@ def test_1b_model_builds_on_meta_device():
     assert next(model.parameters()).device.type == "meta"
     assert model.grounding.hidden_dim == 256 and model.mllm.llm_config.hidden_size == 896
     assert model.grounding.mba.dim == 256 and model.criterion.tmc.visual_proj[0].in_features == 256
+    assert model.gt_mask_size == "pred"   # Sa2VA's loss grid
 
 
 def test_tiny_model_builds_on_meta_device_and_counts_like_the_real_one():

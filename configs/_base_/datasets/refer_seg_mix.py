@@ -1,20 +1,29 @@
 # Training data of the Sa2VA-1B recipe that FORMATS.md covers: RefCOCO, RefCOCO+, RefCOCOg
 # (umd) train, MeViS train, ReVOS and Ref-YTVOS train (same referring-video layout) and the
 # LLaVA-1.5 665k chat mix. Ref-DAVIS17 is evaluation only. Layout: data/README.md.
-# Sa2VA: 5 objects per sample, 5 random key frames per video (also SAM-2's frames),
-# dynamic tiling up to 12 tiles of 448 px, SAM-2 at 1024 px.
+# Sa2VA: 5 objects per sample (with replacement), 5 random key frames per video (also
+# SAM-2's frames), dynamic tiling up to 12 tiles of 448 px, SAM-2 at 1024 px.
 # Reads `tokenizer` (the model's, configs/_base_/models/sa2va_mba_1b.py).
 data_root = 'data'
 max_length = 8192
+# Objects (refs / expressions, one turn each) per referring sample, drawn as Sa2VA draws
+# them: exactly `objects_per_sample`, with replacement (Sa2VA01RefSeg
+# num_classes_per_sample=5, Sa2VA03RefVOS select_number=5; an image with 2 refs asks about
+# them 5 times in all). objects_with_replacement = False: min(n, objects_per_sample)
+# distinct objects, none asked twice.
+objects_per_sample = 5
+objects_with_replacement = True
 
 # File-local helpers (names starting with '_' are not config fields).
 _image_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=448,
                      num_image_tokens_per_tile=256, sam2_image_size=1024,
                      max_length='${max_length}')
+_objects = dict(max_objects='${objects_per_sample}', replace='${objects_with_replacement}')
 _refcoco = dict(type='RefCOCODataset', data_root='${data_root}', split='train',
-                max_objects=5, max_tiles=12, **_image_inputs)
-_video = dict(type='RefVOSDataset', max_objects=5, num_frames=5, frame_mode='random',
-              sam2_frames='same', **_image_inputs)
+                max_tiles=12, **_objects, **_image_inputs)
+# frame_mode='random': Sa2VA's 5 sorted random key frames (distinct when T > 6)
+_video = dict(type='RefVOSDataset', num_frames=5, frame_mode='random',
+              sam2_frames='same', **_objects, **_image_inputs)
 
 train_dataset = dict(
     type='ConcatDataset',

@@ -12,6 +12,11 @@ pretrained_root = 'pretrained'
 # The tokenizer folder of the model and of the training datasets (one source: the
 # datasets add Sa2VA's tokens exactly as the model does, so the ids agree).
 tokenizer = '${pretrained_root}/InternVL2_5-1B'
+# The grid on which the mask losses compare prediction and ground truth: 'pred' (Sa2VA,
+# models/sa2va.py forward: GT resized, nearest, to the decoder's 256 x 256 low-res logits,
+# points sampled from both there) or 'input' (GT resized to SAM-2's S x S input, finer
+# targets at the same points). docs/sa2va_parity.md has the measured difference.
+gt_mask_size = 'pred'
 model = dict(
     type='Sa2VAMBA',
     mllm=dict(type='InternVLFromPreset', preset='internvl2_5_1b'),
@@ -36,4 +41,5 @@ model = dict(
     lora=dict(r=128, alpha=256, dropout=0.05),  # Sa2VA
     freeze_vision=True,                          # Sa2VA
     llm_loss_weight=1.0,
+    gt_mask_size='${gt_mask_size}',
 )

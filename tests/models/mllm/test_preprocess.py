@@ -152,6 +152,15 @@ def test_key_frames_random(num_frames):
     assert picks == select_key_frames(num_frames, 5, "random", np.random.default_rng(0))
 
 
+def test_key_frames_random_threshold_is_sa2vas():
+    """Sa2VA03RefVOS.dataset_map_fn: replace=False only when len_frames > select_k + 1, so
+    T = 6 frames for K = 5 still draws with replacement (repeats possible), T = 7 never."""
+    six = [select_key_frames(6, 5, "random", np.random.default_rng(s)) for s in range(40)]
+    seven = [select_key_frames(7, 5, "random", np.random.default_rng(s)) for s in range(40)]
+    assert any(len(set(p)) < 5 for p in six)
+    assert all(len(set(p)) == 5 for p in seven)
+
+
 def test_key_frames_bad_input():
     with pytest.raises(ValueError):
         select_key_frames(0)
