@@ -125,7 +125,14 @@ class _MaskGatedPixelToText(nn.Module):
     residual that eq. (4) adds (before the gate and gamma), both channel-first (B, C, P)
     and (B, D, P), and `_value_heads()`, the linear map applied after the attention
     heads are concatenated (folded into the token values, see module docstring).
+
+    `uses_tracks` (False here) is the protocol for temporal variants (e.g.
+    `projects/st_mba`): a module that sets it True gets one more keyword argument from
+    `SAM2Grounding.decode`, `track_index` (B,) int64, equal for the rows that are frames
+    of one object (in frame order), or None when the caller knows no tracks.
     """
+
+    uses_tracks = False
 
     def __init__(
         self,

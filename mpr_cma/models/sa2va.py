@@ -9,8 +9,10 @@ One training step (DESIGN.md "Data flow"):
     losses: LLM text CE + MPRCMALoss (BCE, Dice, TMC, boundary)
 
 Every (object, frame) pair is one row of the grounding batch, segmented without memory as
-Sa2VA trains. With `grounding.mba = None` and a criterion without TMC and boundary terms,
-the model is exactly Sa2VA (one decoder pass) and builds no `text_token_fcs`.
+Sa2VA trains; the rows of one object are its frames in order, and their object index goes
+to the grounding as `track_index` (read only by a temporal MBA, `uses_tracks`). With
+`grounding.mba = None` and a criterion without TMC and boundary terms, the model is exactly
+Sa2VA (one decoder pass) and builds no `text_token_fcs`.
 
 Batch contract (`data` dict, produced by the collate function of the datasets):
     input_ids (B, L) int64; attention_mask (B, L); labels (B, L) int64 (-100 = ignored);
@@ -226,7 +228,8 @@ class Sa2VAMBA(BaseModel):
         result.update(rows=rows, text=text, grounding=self.grounding.segment_images(
             features, rows["frame"], text["prompt"][pick],
             None if text["text"] is None else text["text"][pick],
-            None if text["text_mask"] is None else text["text_mask"][pick]))
+            None if text["text_mask"] is None else text["text_mask"][pick],
+            track_index=pick))
         return result
 
     def compute_loss(self, data: dict) -> dict[str, Tensor]:

@@ -254,6 +254,7 @@ class SAM2Grounding(nn.Module):
         text: Tensor | None = None,
         text_mask: Tensor | None = None,
         return_attention: bool = False,
+        track_index: Tensor | None = None,
     ) -> dict[str, Tensor | dict]:
         """Segment one object per row, each on its own frame, without memory (image mode).
 
@@ -264,6 +265,9 @@ class SAM2Grounding(nn.Module):
             text: (B, N, C) text tokens F_t for MBA; required when `mba` is set.
             text_mask: (B, N) bool, True = real token; None = all real.
             return_attention: also return MBA's attention maps.
+            track_index: (B,) int64, equal for the rows that are frames of one object (in
+                frame order); passed to an MBA with `uses_tracks` (a temporal MBA), and
+                ignored by the per-frame one. None = no tracks known.
 
         Returns:
             dict with
@@ -281,7 +285,7 @@ class SAM2Grounding(nn.Module):
         visual = features.image_embed.index_select(0, index)
         high_res = [h.index_select(0, index) for h in features.high_res]
         final, first, refined, info = self.decode(visual, high_res, prompt, text, text_mask,
-                                                  return_attention)
+                                                  return_attention, track_index=track_index)
         out = {
             "pred_masks": final.low_res,
             "pred_masks_pass1": first.low_res,
@@ -316,6 +320,7 @@ class SAM2Grounding(nn.Module):
         text_mask: Tensor | None = None,
         return_attention: bool = False,
         use_mba: bool = True,
+        track_index: Tensor | None = None,
     ) -> tuple[DecoderOutput, DecoderOutput, Tensor, dict | None]:
         """Decoder pass 1, MBA and pass 2 on per-object features (one row per object).
 
@@ -326,6 +331,7 @@ class SAM2Grounding(nn.Module):
                 language prompt (a tracked video frame).
             text, text_mask, return_attention: as in `segment_images`.
             use_mba: False runs one plain pass even when the model has MBA.
+            track_index: (B,) object id of each row, as in `segment_images`.
 
         Returns:
             (final pass, first pass, features of the final pass (B, C, h, w), MBA info or
@@ -344,7 +350,11 @@ class SAM2Grounding(nn.Module):
             if text is None:
                 raise ValueError("SAM2Grounding with mba needs `text` (B, N, C) tokens")
             prior = first.low_res.detach() if self.detach_prior else first.low_res
-            refined = self.mba(visual, text, prior, text_mask, return_attention=return_attention)
+            # Only a temporal MBA (`uses_tracks`) is told which rows are one object's frames.
+            tracks = ({"track_index": track_index} if getattr(self.mba, "uses_tracks", False)
+                      else {})
+            refined = self.mba(visual, text, prior, text_mask, return_attention=return_attention,
+                               **tracks)
             info = None
             if return_attention:
                 refined, info = refined

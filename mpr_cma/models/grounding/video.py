@@ -23,6 +23,12 @@ This function covers that and our earlier rule with two arguments:
 With every frame a key frame this is Sa2VA's training path (frames independent). Gradients
 flow through the memories, as in SAM-2 training.
 
+A temporal MBA (`uses_tracks`, e.g. `projects/st_mba`) sees an object's key frames
+together: they read no memory, so all of them are decoded in one call (pass 1 on every key
+frame, MBA over the object's key-frame track, pass 2), as training decodes an object's
+frames; the memories are then encoded frame by frame as before. Tracked frames reach it
+one at a time (a track of one frame). A per-frame MBA keeps the frame-by-frame loop.
+
 Frames are visited as key frames first, then the other frames in increasing time order, as
 Sa2VA's `propagate_in_video` does from its earliest conditioning frame. A frame before the
 first key frame is therefore tracked forwards from the key-frame memories, not propagated
@@ -88,42 +94,36 @@ def segment_video(
     memory = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     final_masks, first_masks, scores = {}, {}, {}
     prompted, mba_frames = [], []
+    joint = {}
+    if grounding.mba is not None and getattr(grounding.mba, "uses_tracks", False):
+        joint = _decode_key_frames(grounding, features, prompt, keys, text, text_mask, memory)
     for t in order:
         is_key = t in keys
         # One row per object: the frame's features are shared (expand, no copy).
         backbone = _flat(features.backbone[t : t + 1].expand(num_obj, -1, -1, -1))
-        pos = _flat(features.backbone_pos[t : t + 1].expand(num_obj, -1, -1, -1))
-        high_res = [h[t : t + 1].expand(num_obj, -1, -1, -1) for h in features.high_res]
-        with grounding._autocast(backbone.device):
-            visual = sam._prepare_memory_conditioned_features(
-                frame_idx=t,
-                is_init_cond_frame=is_key,
-                current_vision_feats=[backbone],
-                current_vision_pos_embeds=[pos],
-                feat_sizes=[size],
-                output_dict=memory,
-                num_frames=num_frames,
-            )
         with_prompt = is_key or prompt_tracked
         use_mba = grounding.mba is not None and (with_prompt or mba_tracked)
-        final, first, _, _ = grounding.decode(visual, high_res, prompt if with_prompt else None,
-                                              text, text_mask, use_mba=use_mba)
+        if t in joint:
+            final, first = joint[t]
+        else:
+            pos = _flat(features.backbone_pos[t : t + 1].expand(num_obj, -1, -1, -1))
+            high_res = [h[t : t + 1].expand(num_obj, -1, -1, -1) for h in features.high_res]
+            with grounding._autocast(backbone.device):
+                visual = sam._prepare_memory_conditioned_features(
+                    frame_idx=t,
+                    is_init_cond_frame=is_key,
+                    current_vision_feats=[backbone],
+                    current_vision_pos_embeds=[pos],
+                    feat_sizes=[size],
+                    output_dict=memory,
+                    num_frames=num_frames,
+                )
+            final, first, _, _ = grounding.decode(visual, high_res,
+                                                  prompt if with_prompt else None,
+                                                  text, text_mask, use_mba=use_mba)
         prompted += [t] if with_prompt else []
         mba_frames += [t] if use_mba else []
-        with grounding._autocast(backbone.device):
-            mem_feats, mem_pos = sam._encode_new_memory(
-                current_vision_feats=[backbone],
-                feat_sizes=[size],
-                pred_masks_high_res=final.high_res,
-                object_score_logits=final.object_score,
-                is_mask_from_pts=is_key,
-            )
-        if memory_dtype is not None:
-            # Sa2VA stores the memory in bf16; the reader promotes it back (torch.cat).
-            mem_feats = mem_feats.to(memory_dtype).to(mem_feats.dtype)
-        bank = memory["cond_frame_outputs" if is_key else "non_cond_frame_outputs"]
-        bank[t] = {"maskmem_features": mem_feats, "maskmem_pos_enc": mem_pos,
-                   "obj_ptr": final.obj_ptr}
+        _store(grounding, memory, t, is_key, backbone, size, final, memory_dtype)
         final_masks[t], first_masks[t] = final.low_res[:, 0], first.low_res[:, 0]
         scores[t] = final.object_score[:, 0]
     frames = range(num_frames)
@@ -134,3 +134,59 @@ def segment_video(
         "prompted": sorted(prompted),
         "mba_frames": mba_frames,
     }
+
+
+def _store(grounding: "SAM2Grounding", memory: dict, t: int, is_key: bool, backbone: Tensor,
+           size: tuple, final, memory_dtype: torch.dtype | None) -> None:
+    """Encode frame t's memory from its raw features and final mask, into the bank."""
+    with grounding._autocast(backbone.device):
+        mem_feats, mem_pos = grounding.sam2_model._encode_new_memory(
+            current_vision_feats=[backbone],
+            feat_sizes=[size],
+            pred_masks_high_res=final.high_res,
+            object_score_logits=final.object_score,
+            is_mask_from_pts=is_key,
+        )
+    if memory_dtype is not None:
+        # Sa2VA stores the memory in bf16; the reader promotes it back (torch.cat).
+        mem_feats = mem_feats.to(memory_dtype).to(mem_feats.dtype)
+    bank = memory["cond_frame_outputs" if is_key else "non_cond_frame_outputs"]
+    bank[t] = {"maskmem_features": mem_feats, "maskmem_pos_enc": mem_pos,
+               "obj_ptr": final.obj_ptr}
+
+
+def _decode_key_frames(grounding: "SAM2Grounding", features: "GroundingFeatures",
+                       prompt: Tensor, keys: list[int], text: Tensor | None,
+                       text_mask: Tensor | None, memory: dict) -> dict:
+    """Decode every key frame of every object in one call, rows in (object, frame) order
+    with the object as `track_index`: {t: (final pass, first pass)} with O rows each."""
+    sam = grounding.sam2_model
+    num_obj, num_keys = prompt.shape[0], len(keys)
+    size = tuple(features.backbone.shape[-2:])
+    visuals, high_res = [], []
+    for t in keys:
+        backbone = _flat(features.backbone[t : t + 1].expand(num_obj, -1, -1, -1))
+        pos = _flat(features.backbone_pos[t : t + 1].expand(num_obj, -1, -1, -1))
+        with grounding._autocast(backbone.device):
+            # An initial conditioning frame reads no memory: the bank is not consulted.
+            visuals.append(sam._prepare_memory_conditioned_features(
+                frame_idx=t, is_init_cond_frame=True, current_vision_feats=[backbone],
+                current_vision_pos_embeds=[pos], feat_sizes=[size], output_dict=memory,
+                num_frames=features.backbone.shape[0]))
+        high_res.append([h[t : t + 1].expand(num_obj, -1, -1, -1) for h in features.high_res])
+
+    def rows(per_frame: list[Tensor]) -> Tensor:  # K x (O, ...) -> (O * K, ...)
+        return torch.stack(per_frame, dim=1).flatten(0, 1)
+
+    def per_object(x: Tensor | None) -> Tensor | None:  # (O, ...) -> (O * K, ...)
+        return None if x is None else x.repeat_interleave(num_keys, dim=0)
+
+    track = torch.arange(num_obj, device=prompt.device).repeat_interleave(num_keys)
+    final, first, _, _ = grounding.decode(
+        rows(visuals), [rows(list(level)) for level in zip(*high_res, strict=True)],
+        per_object(prompt), per_object(text), per_object(text_mask), track_index=track)
+
+    def frame(out, k: int):
+        return type(out)(*(f.view(num_obj, num_keys, *f.shape[1:])[:, k] for f in out))
+
+    return {t: (frame(final, k), frame(first, k)) for k, t in enumerate(keys)}

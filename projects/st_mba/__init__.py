@@ -1,0 +1,1 @@
+"""Spatio-temporal Mask-Biased Attention (projects/st_mba/README.md)."""
