@@ -35,8 +35,8 @@ try:
 except SystemExit as exit:
     code = exit.code or 0
 print(json.dumps({'code': code, 'imported': sorted(
-    m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in %s))}))
-""" % (list(HEAVY),)
+    m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in HEAVY_NAMES))}))
+""".replace("HEAVY_NAMES", repr(list(HEAVY)))
 
 
 def run_tool(args: list[str]) -> dict:
