@@ -2,9 +2,12 @@
 
 Usage:
     python scripts/bench_metrics.py \
-        --official-davis /work/ref/davis2017-evaluation/davis2017/metrics.py \
-        --official-mevis /work/ref/MeViS/tools/eval_mevis.py \
-        --fixture /work/shared/fixtures/davis17_masks [--rounds 5]
+        --official-davis DAVIS_EVAL/davis2017/metrics.py \
+        --official-mevis MEVIS/tools/eval_mevis.py \
+        [--fixture tests/fixtures/davis17_masks] [--rounds 5]
+
+DAVIS_EVAL and MEVIS are checkouts of davisvideochallenge/davis2017-evaluation and
+henghuiding/MeViS (the official code is run from there, never copied).
 
 Two ratios, official CPU seconds / ours, each the median over `--rounds` rounds in which
 the two sides alternate (the machine may be shared, so only ratios measured side by side
