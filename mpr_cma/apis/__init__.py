@@ -13,7 +13,7 @@ Names are imported on first use, so `import mpr_cma.apis` costs no torch / trans
 import (`tools/app.py --help` answers at once).
 """
 
-import importlib
+from mpr_cma.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MAX_FRAMES": "media",
@@ -30,16 +30,4 @@ _EXPORTS = {
     "run_request": "interactive",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ submission) needs numpy, OpenCV and pycocotools only; the mmengine metrics
 (`RefVOSEvaluator`, `ReferSegMetric`) bring mmengine and torch when asked for.
 """
 
-import importlib
+from mpr_cma.lazy_exports import lazy_exports
 
 # name -> submodule
 _EXPORTS = {
@@ -34,16 +34,4 @@ _EXPORTS = {
     "ReferSegMetric": "val_metrics",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
