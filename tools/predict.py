@@ -23,6 +23,7 @@ An unreadable image or an empty expression exits with status 1 and a message.
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import cv2
@@ -38,6 +39,7 @@ from mpr_cma.engine.consolidate import (
     load_weights,
     stored_model_config,
 )
+from mpr_cma.models.attention_recording import record_attention
 from mpr_cma.models.inference import predict_image, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
 from mpr_cma.visualization import attention_maps, overlay_heatmap, overlay_masks
@@ -113,31 +115,6 @@ def read_video(source: Path) -> tuple[list[Image.Image], list[str]]:
     return frames, [f"{i:05d}" for i in range(len(frames))]
 
 
-class AttentionRecorder:
-    """Forward hooks on the MBA module: forces `return_attention` and keeps each info
-    (video, one per frame)."""
-
-    def __init__(self, mba: torch.nn.Module):
-        self.infos: list[dict] = []
-        self._handles = [
-            mba.register_forward_pre_hook(self._pre, with_kwargs=True),
-            mba.register_forward_hook(self._post),
-        ]
-
-    @staticmethod
-    def _pre(module, args, kwargs):
-        return args, {**kwargs, "return_attention": True}
-
-    def _post(self, module, args, output):
-        out, info = output
-        self.infos.append({k: v.detach().cpu() for k, v in info.items()})
-        return out
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
 def save_png(path: Path, rgb_or_mask: np.ndarray) -> None:
     array = rgb_or_mask.astype(np.uint8) * 255 if rgb_or_mask.dtype == bool else rgb_or_mask
     Image.fromarray(array).save(path)
@@ -158,7 +135,7 @@ def run_image(model, args, out: Path, attention: bool) -> None:
         save_png(out / f"{stem}_attention.png", overlay_heatmap(image, heat))
 
 
-def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> None:
+def run_video(model, args, out: Path, attention_infos: list[dict] | None) -> None:
     frames, names = read_video(Path(args.video))
     result = predict_video(model, frames, args.text, num_key_frames=args.num_key_frames,
                            answer=args.answer)
@@ -177,10 +154,10 @@ def run_video(model, args, out: Path, recorder: AttentionRecorder | None) -> Non
         (out / "overlay").mkdir(exist_ok=True)
         for name, frame in zip(names, overlays, strict=True):
             save_png(out / "overlay" / f"{name}.png", frame)
-    if recorder is not None and len(recorder.infos) == len(result["mba_frames"]):
+    if attention_infos is not None and len(attention_infos) == len(result["mba_frames"]):
         # MBA ran on these frames (Sa2VA's rule: the prompted key frames), in this order.
         (out / "attention").mkdir(exist_ok=True)
-        for t, info in zip(result["mba_frames"], recorder.infos, strict=True):
+        for t, info in zip(result["mba_frames"], attention_infos, strict=True):
             name, array = names[t], arrays[t]
             maps = attention_maps(info)
             heat = maps.max(axis=0) if len(maps) else np.zeros(maps.shape[1:], np.float32)
@@ -207,18 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     attention = args.attention and mba is not None
     # Images ask predict_image for the attention; video frames are segmented inside SAM-2's
     # memory loop, so a hook on the MBA module records them.
-    recorder = AttentionRecorder(mba) if attention and args.video else None
+    record = attention and bool(args.video)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), (record_attention(mba) if record else nullcontext(None)) as infos:
             if args.image:
                 run_image(model, args, out, attention)
             else:
-                run_video(model, args, out, recorder)
+                run_video(model, args, out, infos)
     except OSError as err:
         sys.exit(f"error: {err}")
-    finally:
-        if recorder is not None:
-            recorder.remove()
     print(f"wrote {sorted(p.name for p in out.iterdir())[:12]} to {out}")
 
 

@@ -14,13 +14,13 @@ pair per `[SEG]` of the answer; videos one pair per frame MBA ran on (Sa2VA's fr
 the `[SEG]`-prompted key frames), recorded by hooks on the MBA module.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mpr_cma.apis.media import DEFAULT_MAX_FRAMES, Media, MediaError, read_media
+from mpr_cma.models.attention_recording import record_attention
 
 # Sa2VA's generation budget (`preparing_for_generation(max_new_tokens=2048)`).
 MAX_NEW_TOKENS = 2048
@@ -67,34 +67,6 @@ class Response:
 
 def refused(message: str) -> Response:
     return Response(ok=False, messages=[message])
-
-
-@contextmanager
-def record_attention(mba):
-    """Hooks on an MBA module that make every call return its attention info and keep it.
-
-    The video path calls MBA inside SAM-2's memory loop without asking for attention, so
-    the pre-hook sets `return_attention=True` and the post-hook strips the info again
-    (the caller sees the tensor it expects). Yields the list of infos, one per call, as
-    CPU tensors.
-    """
-    infos: list[dict] = []
-
-    def pre(module, args, kwargs):
-        return args, {**kwargs, "return_attention": True}
-
-    def post(module, args, output):
-        out, info = output
-        infos.append({k: v.detach().cpu() for k, v in info.items()})
-        return out
-
-    handles = [mba.register_forward_pre_hook(pre, with_kwargs=True),
-               mba.register_forward_hook(post)]
-    try:
-        yield infos
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _attention_pair(frame: np.ndarray, info: dict, row: int, label: str) -> list[Captioned]:
