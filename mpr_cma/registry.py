@@ -22,7 +22,7 @@ MODELS = Registry(
 # dataset, so importing it with the datasets is enough).
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, locations=[
     "mpr_cma.datasets.refcoco", "mpr_cma.datasets.refvos", "mpr_cma.datasets.vqa",
-    "mpr_cma.datasets.samplers"])
+    "mpr_cma.datasets.samplers", "mpr_cma.datasets.repeat"])
 # Functions referenced from configs, e.g. the collate function of the data loader.
 FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS,
                      locations=["mpr_cma.datasets.collate"])

@@ -9,7 +9,8 @@
 - synthetic_scene, synthetic: a seeded referring benchmark of coloured shapes (images in
   the RefCOCO layout, moving shapes in the MeViS layout) for the demo.
 - conversation, refcoco, refvos, vqa: training samples (Sa2VA-style conversations with one
-  [SEG] per object and exact expression spans); collate, samplers: batching.
+  [SEG] per object and exact expression spans); repeat: Sa2VA's dataset repeats; collate,
+  samplers: batching.
 
 Names are imported on first use (PEP 562), so a light module (the RLE codec, the
 referring-video split reader) does not pull in torch, transformers or the model stack;
@@ -55,6 +56,7 @@ _EXPORTS = {
     "validate_segmentation": ("refcoco_format", "validate_segmentation"),
     "write_refcoco": ("refcoco_format", "write_refcoco"),
     "RefVOSDataset": ("refvos", "RefVOSDataset"),
+    "RepeatedDataset": ("repeat", "RepeatedDataset"),
     "ANNO_ID_RULES": ("refvos_format", "ANNO_ID_RULES"),
     "DATASET_ANNO_ID_RULES": ("refvos_format", "DATASET_ANNO_ID_RULES"),
     "Expression": ("refvos_format", "Expression"),

@@ -20,6 +20,7 @@ from mmengine.runner import LogProcessor, Runner
 import mpr_cma.engine  # noqa: F401  (registers loops, hooks, strategy, validation)
 import mpr_cma.models  # noqa: F401
 from mpr_cma.datasets.fake_refer import FakeReferDataset
+from mpr_cma.datasets.repeat import RepeatedDataset
 from mpr_cma.engine.config import RUNNER_FIELDS, load_config, unused_fields
 from mpr_cma.engine.loops import EpochsAsItersTrainLoop
 from mpr_cma.engine.runner import scope_collate_functions
@@ -193,9 +194,12 @@ def built_hook(cfg, name: str):
     return next(HOOKS.build(h) for h in cfg.custom_hooks if h["type"] == name)
 
 
-def datasets_of(loader):
+def datasets_of(loader, unwrap: bool = True):
+    """The built training datasets (RepeatedDataset wrappers taken off unless `unwrap` is
+    False)."""
     dataset = loader.dataset
-    return list(getattr(dataset, "datasets", [dataset]))
+    parts = list(getattr(dataset, "datasets", [dataset]))
+    return [d.dataset if unwrap and isinstance(d, RepeatedDataset) else d for d in parts]
 
 
 # ---------------------------------------------------------------------- knob checks
@@ -322,12 +326,31 @@ def check_gt_mask_size(path, cfg, tmp_path):
     assert build_model(path, cfg).gt_mask_size == cfg.gt_mask_size != shipped
 
 
+def _first_dataset_option(cfg0) -> dict:
+    # the 1B mix wraps each dataset in RepeatedDataset (Sa2VA's repeats)
+    wrapped = cfg0.train_dataset.datasets[0].type == "RepeatedDataset"
+    return {f"train_dataset.datasets.0.{'dataset.' if wrapped else ''}max_objects": 2}
+
+
 def check_train_dataset(path, cfg, tmp_path):
     built = datasets_of(build_loader(cfg))
-    if cfg.train_dataset.datasets[0].get("max_objects") == 2:   # the --cfg-options way
+    first = cfg.train_dataset.datasets[0]
+    first = first.dataset if first.type == "RepeatedDataset" else first
+    if first.get("max_objects") == 2:   # the --cfg-options way
         assert built[0].max_objects == 2
     else:
         assert [type(d).__name__ for d in built] == ["RefCOCODataset"]
+
+
+def check_dataset_repeats(path, cfg, tmp_path):
+    shipped = load_config(path, import_custom_modules=False).dataset_repeats
+    wrappers = datasets_of(build_loader(cfg), unwrap=False)
+    repeats = {d.dataset.name: d.repeats for d in wrappers
+               if type(d.dataset).__name__ == "RefVOSDataset"}
+    assert repeats == {"revos": 2, "mevis": shipped.mevis, "ref_ytvos": shipped.ref_ytvos}
+    for d in wrappers:
+        assert len(d) == int(len(d.dataset) * d.repeats)
+    assert sum(len(d) for d in wrappers) == len(build_loader(cfg).dataset)
 
 
 def check_collate_fn(path, cfg, tmp_path):
@@ -408,7 +431,9 @@ KNOBS = {
     "train_dataset": ("train_dataset = dict(_delete_=True, type='ConcatDataset', datasets=["
                       "dict(type='RefCOCODataset', data_root='${{data_root}}', "
                       "dataset='refcoco', split='train', tokenizer='${{tokenizer}}')])",
-                      {"train_dataset.datasets.0.max_objects": 2}, check_train_dataset),
+                      _first_dataset_option, check_train_dataset),
+    "dataset_repeats": ("dataset_repeats = dict(revos=2)", {"dataset_repeats.revos": 2},
+                        check_dataset_repeats),
     "collate_fn": ("collate_fn = dict(pad_token_id=7)", {"collate_fn.pad_token_id": 7},
                    check_collate_fn),
     "save_steps": ("save_steps = 8", {"save_steps": 8}, check_save_steps),

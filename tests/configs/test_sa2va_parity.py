@@ -28,9 +28,14 @@ ONE_B = ["mba_1b.py", "ablations/sa2va_1b_baseline.py", "ablations/mba_only_1b.p
          "ablations/mba_tmc_1b.py", "ablations/mba_tmc_bound_1b.py", "ablations/mba_film_1b.py"]
 
 
+def unwrapped(cfg) -> list:
+    """The training datasets' configs, without their RepeatedDataset wrappers."""
+    return [d.dataset if d.type == "RepeatedDataset" else d
+            for d in cfg.train_dataloader.dataset.datasets]
+
+
 def referring(cfg) -> list:
-    parts = cfg.train_dataloader.dataset.datasets
-    return [d for d in parts if d.type in ("RefCOCODataset", "RefVOSDataset")]
+    return [d for d in unwrapped(cfg) if d.type in ("RefCOCODataset", "RefVOSDataset")]
 
 
 @pytest.mark.parametrize("name", ONE_B)
@@ -51,3 +56,23 @@ def test_tiny_demo_keeps_its_recorded_draw_and_grid():
     cfg = load_config(CONFIGS / "tiny" / "demo.py", import_custom_modules=False)
     assert cfg.model.gt_mask_size == "input"
     assert [d.replace for d in referring(cfg)] == [False, False]
+
+
+# Sa2VA's `repeats=` of the datasets the 1B recipe shares with it
+# (projects/sa2va/configs/sa2va_in30_2b.py, the same in the 8b / 14b configs), keyed by the
+# dataset's identity in our configs: RefCOCO 5, RefCOCO+ 5, RefCOCOg 4 (Sa2VA01RefSeg),
+# ReVOS 10, MeVIS 4, RefYTVOS 4 (Sa2VA03RefVOS), llava_665k 1 (LLaVADataset).
+SA2VA_REPEATS = {"refcoco": 5, "refcoco+": 5, "refcocog": 4, "revos": 10, "mevis": 4,
+                 "ref_ytvos": 4, "llava": 1}
+
+
+def _identity(d) -> str:
+    return d.get("dataset") or d.get("name") or ("llava" if d.type == "LLaVADataset" else "?")
+
+
+@pytest.mark.parametrize("name", ONE_B)
+def test_1b_training_mix_repeats_datasets_as_sa2va(name):
+    cfg = load_config(CONFIGS / name, import_custom_modules=False)
+    parts = cfg.train_dataloader.dataset.datasets
+    assert all(d.type == "RepeatedDataset" for d in parts)
+    assert {_identity(d.dataset): d.repeats for d in parts} == SA2VA_REPEATS

@@ -25,17 +25,32 @@ _refcoco = dict(type='RefCOCODataset', data_root='${data_root}', split='train',
 _video = dict(type='RefVOSDataset', num_frames=5, frame_mode='random',
               sam2_frames='same', **_objects, **_image_inputs)
 
+# Sa2VA's weighting of the mix: each dataset is read `repeats` times per epoch
+# (`repeats=` in Sa2VA's configs/sa2va_in30_*b.py; its older sa2va_1b.py, with which
+# Sa2VA-1B was trained, lists RefCOCO/+/g 4 times each, the rest as here). A leaf sets
+# some: `dataset_repeats = dict(revos=1)`; 1 everywhere reads each dataset once.
+dataset_repeats = dict(refcoco=5, refcoco_plus=5, refcocog=4, mevis=4, revos=10, ref_ytvos=4,
+                       llava=1)
+
+
+def _repeated(key, dataset):
+    reference = '${dataset_repeats["' + key + '"]}'
+    return dict(type='RepeatedDataset', repeats=reference, dataset=dataset)
+
+
 train_dataset = dict(
     type='ConcatDataset',
     datasets=[
-        dict(dataset='refcoco', **_refcoco),
-        dict(dataset='refcoco+', **_refcoco),
-        dict(dataset='refcocog', split_by='umd', **_refcoco),
-        dict(name='mevis', data_root='${data_root}/mevis/train', **_video),
-        dict(name='revos', data_root='${data_root}/revos/train', **_video),
-        dict(name='ref_ytvos', data_root='${data_root}/ref_ytvos/train', **_video),
-        dict(type='LLaVADataset', data_root='${data_root}/llava', tokenizer='${tokenizer}',
-             ann_file='llava_v1_5_mix665k.json', max_tiles=12, mllm_image_size=448,
-             num_image_tokens_per_tile=256, max_length='${max_length}'),
+        _repeated('refcoco', dict(dataset='refcoco', **_refcoco)),
+        _repeated('refcoco_plus', dict(dataset='refcoco+', **_refcoco)),
+        _repeated('refcocog', dict(dataset='refcocog', split_by='umd', **_refcoco)),
+        _repeated('mevis', dict(name='mevis', data_root='${data_root}/mevis/train', **_video)),
+        _repeated('revos', dict(name='revos', data_root='${data_root}/revos/train', **_video)),
+        _repeated('ref_ytvos', dict(name='ref_ytvos', data_root='${data_root}/ref_ytvos/train',
+                                    **_video)),
+        _repeated('llava', dict(type='LLaVADataset', data_root='${data_root}/llava',
+                                tokenizer='${tokenizer}', ann_file='llava_v1_5_mix665k.json',
+                                max_tiles=12, mllm_image_size=448,
+                                num_image_tokens_per_tile=256, max_length='${max_length}')),
     ])
 collate_fn = dict(type='sa2va_collate')
