@@ -15,9 +15,11 @@ def test_lazy_exports_resolves_caches_and_refuses_unknown_names(monkeypatch):
     sub.thing = object()
     monkeypatch.setitem(sys.modules, "fake_pkg", pkg)
     monkeypatch.setitem(sys.modules, "fake_pkg.sub", sub)
-    pkg.__all__, pkg.__getattr__, pkg.__dir__ = lazy_exports("fake_pkg", {"thing": "sub"})
+    pkg.__all__, pkg.__getattr__, pkg.__dir__ = lazy_exports(
+        "fake_pkg", {"thing": "sub", "alias": ("sub", "thing")})
 
-    assert pkg.__all__ == ["thing"]
+    assert pkg.__all__ == ["alias", "thing"]
+    assert pkg.alias is sub.thing
     assert "thing" in pkg.__dir__()
     assert "thing" not in vars(pkg)
     assert pkg.thing is sub.thing
@@ -26,7 +28,7 @@ def test_lazy_exports_resolves_caches_and_refuses_unknown_names(monkeypatch):
         pkg.nope  # noqa: B018
 
 
-@pytest.mark.parametrize("package", ["mpr_cma.evaluation", "mpr_cma.apis"])
+@pytest.mark.parametrize("package", ["mpr_cma.evaluation", "mpr_cma.apis", "mpr_cma.datasets"])
 def test_importing_the_package_imports_no_torch(package):
     code = f"import sys, {package} as p; p.__all__; print('torch' in sys.modules)"
     out = subprocess.run(

@@ -17,7 +17,7 @@ referring-video split reader) does not pull in torch, transformers or the model 
 the registering modules are imported by mpr_cma.registry when a config needs them.
 """
 
-import importlib
+from mpr_cma.lazy_exports import lazy_exports
 
 # name -> (submodule, attribute)
 _EXPORTS = {
@@ -85,18 +85,4 @@ _EXPORTS = {
     "LLaVADataset": ("vqa", "LLaVADataset"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
