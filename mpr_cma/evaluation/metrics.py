@@ -21,6 +21,7 @@ are not supported.
 
 import math
 import numbers
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "boundary_radius",
     "disk_kernel",
     "region_and_boundary",
+    "region_and_boundary_pairs",
     "region_similarity",
 ]
 
@@ -401,18 +403,21 @@ def _crop(gt: np.ndarray, pred: np.ndarray, buf: np.ndarray) -> tuple[slice, sli
             slice(max(int(cols[0]) - 1, 0), int(cols[-1]) + 2))
 
 
-def _all_counts(gt: np.ndarray, pred: np.ndarray, bound_th: float) -> np.ndarray:
-    """int64 (T, 7) counts (n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit) of every
-    frame of a validated pair; batches of crops hold about `_BATCH_WORDS` words."""
-    gt, pred = _mask_pair(gt, pred)
-    radius = boundary_radius(bound_th, *gt.shape[1:])
+def _pair_counts(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int], bound_th: float
+) -> np.ndarray:
+    """int64 (N, 7) counts (n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit) of
+    bool (H, W) frame pairs of one `shape`; batches of crops hold about `_BATCH_WORDS`
+    words."""
+    pairs = list(pairs)
+    radius = boundary_radius(bound_th, *shape)
     reach = math.ceil(radius) + 1
-    counts = np.zeros((len(gt), 7), dtype=np.int64)
-    buf = np.empty(gt.shape[1:], dtype=bool)
+    counts = np.zeros((len(pairs), 7), dtype=np.int64)
+    buf = np.empty(shape, dtype=bool)
     batch: list[int] = []
     crops: list[tuple[np.ndarray, np.ndarray]] = []
     size = 0
-    for t, (g, p) in enumerate(zip(gt, pred, strict=True)):
+    for t, (g, p) in enumerate(pairs):
         box = _crop(g, p, buf)
         if box is None:
             continue
@@ -427,6 +432,49 @@ def _all_counts(gt: np.ndarray, pred: np.ndarray, bound_th: float) -> np.ndarray
         counts[batch] = _batch_counts(crops, radius)
     return counts
 
+
+def _all_counts(gt: np.ndarray, pred: np.ndarray, bound_th: float) -> np.ndarray:
+    """int64 (T, 7) :func:`_pair_counts` of every frame of a (gt, pred) pair of masks."""
+    gt, pred = _mask_pair(gt, pred)
+    return _pair_counts(zip(gt, pred, strict=True), gt.shape[1:], bound_th)
+
+
+def region_and_boundary_pairs(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], bound_th: float = DEFAULT_BOUND_TH
+) -> tuple[np.ndarray, np.ndarray]:
+    """(J, F) of single-frame (gt, pred) pairs of one frame size, scored together.
+
+    Pair by pair equal to :func:`region_and_boundary` of each (H, W) pair; one call shares
+    the work (one packed array and one pass of each operation for a batch of pairs), as
+    scoring many expressions of a video frame by frame needs.
+
+    Args:
+        pairs: (gt, pred) masks, each (H, W), bool or numeric (non-zero = foreground).
+        bound_th: As :func:`boundary_f_measure`.
+
+    Returns:
+        Two float64 arrays of shape (N,).
+
+    Raises:
+        ValueError: If a mask is not (H, W), the masks of a pair differ in shape, two
+            pairs differ in frame size, or `bound_th` is not a positive finite number.
+    """
+    checked = []
+    for gt, pred in pairs:
+        gt, pred = _as_masks("gt", gt), _as_masks("pred", pred)
+        if gt.ndim != 2 or gt.shape != pred.shape:
+            raise ValueError(f"each pair must be two (H, W) masks of one shape, got gt "
+                             f"{gt.shape} and pred {pred.shape}")
+        if checked and gt.shape != checked[0][0].shape:
+            raise ValueError(f"all pairs must have one frame size, got "
+                             f"{checked[0][0].shape} and {gt.shape}")
+        checked.append((gt, pred))
+    if not checked:
+        boundary_radius(bound_th, 1, 1)
+        return np.empty(0), np.empty(0)
+    counts = _pair_counts(checked, checked[0][0].shape, bound_th)
+    n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit = counts.T
+    return _jaccard(n_gt, n_pred, inter), _f_measure(b_gt, b_pred, gt_hit, pred_hit)
 
 
 def region_and_boundary(

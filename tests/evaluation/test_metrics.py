@@ -320,3 +320,17 @@ def test_aggregation_bad_input():
         aggregate_expressions({"x": ([1.0, 1.0], [1.0])})
     with pytest.raises(ValueError, match=r"'y'.*\(J_frames, F_frames\) pair"):
         aggregate_expressions({"y": [0.5]})
+
+
+def test_pairs_equal_single_calls_and_bad_input():
+    rng = np.random.default_rng(3)
+    gt, pred = random_masks(rng, 5, 30, 70), random_masks(rng, 5, 30, 70)
+    j, f = metrics.region_and_boundary_pairs(list(zip(gt, pred, strict=True)))
+    for t in range(5):
+        jt, ft = metrics.region_and_boundary(gt[t], pred[t])
+        assert (j[t], f[t]) == (jt[0], ft[0])
+    assert [a.shape for a in metrics.region_and_boundary_pairs([])] == [(0,), (0,)]
+    with pytest.raises(ValueError, match="one frame size"):
+        metrics.region_and_boundary_pairs([(gt[0], pred[0]), (gt[0, :5], pred[0, :5])])
+    with pytest.raises(ValueError, match=r"two \(H, W\) masks"):
+        metrics.region_and_boundary_pairs([(gt, pred)])
