@@ -187,6 +187,14 @@ def _shifted(x: np.ndarray, s: int) -> np.ndarray:
     `x` is a 1-D uint64 array read as one little-endian bit stream (bit i of the stream
     is bit i % 64 of word i // 64), the layout of np.packbits(..., bitorder="little").
     """
+    if 0 < s < 64:
+        out = x >> _U64(s)
+        out[:-1] |= x[1:] << _U64(64 - s)
+        return out
+    if -64 < s < 0:
+        out = x << _U64(-s)
+        out[1:] |= x[:-1] >> _U64(64 + s)
+        return out
     q, b = divmod(s, 64)
     n = len(x)
     out = np.zeros_like(x)
