@@ -14,7 +14,8 @@ the two sides alternate (the machine may be shared, so only ratios measured side
 count):
 
 * DAVIS J / F functions: every reference object of the fixture (real DAVIS 2017 masks),
-  `region_and_boundary` (J and F per frame, what the evaluators call) against the
+  `region_and_boundary` (J and F per frame; the MeViS scorer calls its many-pair form,
+  `region_and_boundary_pairs`, which gives the same values) against the
   official `db_eval_iou` + `db_eval_boundary(bound_th=0.008)`, imported from
   `--official-davis` into this process;
   the masks are read once, only the metric calls are timed (time.process_time). Every

@@ -22,6 +22,7 @@ _EXPORTS = {
     "boundary_f_measure": "metrics",
     "boundary_map": "metrics",
     "boundary_radius": "metrics",
+    "region_and_boundary_pairs": "metrics",
     "region_similarity": "metrics",
     "RefCOCOEvaluator": "refcoco",
     "PredictionError": "refvos",

@@ -7,12 +7,14 @@ to that code (tests check this on real DAVIS masks); only the computation differ
 
 * each frame is cropped to the bounding box of ``gt | pred`` plus the one-pixel margin the
   boundary map needs, so the work scales with the object, not the frame;
-* boundary maps are built from whole-array XORs, with no per-pixel work;
-* the dilated boundary (official: ``cv2.dilate`` by skimage ``disk(r)``) is only ever read
-  at the other mask's boundary pixels, so it is not built: each of those pixels is tested
-  with window sums on an integral image, the disk split into a few rectangles (6 for r = 8).
-  Only for dense boundaries (noisy masks) is the map dilated, by those rectangles;
-* nothing is matched where the official special cases decide F alone (an empty boundary).
+* the crops are packed into bits (np.packbits, 8 pixels a byte, 64 in a word), several
+  frames into one array; boundary maps are XORs of that array with itself moved one
+  pixel right and one row down, and the dilation by skimage ``disk(r)`` (official:
+  ``cv2.dilate``) is the OR of each kernel row's run of pixels, each run an OR of the
+  array moved by whole pixels (windows of 1, 2, 4, ... pixels, built by doubling and
+  shared by the runs) and moved by whole rows; so every step is a whole-array operation
+  on about a sixtieth of the bytes of the masks, the same whatever the masks look like;
+* counts are popcounts (np.bitwise_count) of those words.
 
 Masks may be bool or any numeric dtype; like the official code, non-zero means foreground.
 Void pixels (an optional argument of the official code, unused by the referring benchmarks)
@@ -21,15 +23,15 @@ are not supported.
 
 import math
 import numbers
+from collections.abc import Iterable
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 DEFAULT_BOUND_TH = 0.008
-# Above this many boundary pixels per pixel of the crop, dilating the whole map (cost per
-# pixel) beats window lookups at the boundary pixels (cost per boundary pixel, about 30x).
-_DENSE_BOUNDARY = 1 / 32
+# Frames are scored in batches of about this many 64-bit words of packed bits (256 KiB an
+# array: the dilation's dozen live arrays stay in a core's cache).
+_BATCH_WORDS = 1 << 15
 
 __all__ = [
     "DEFAULT_BOUND_TH",
@@ -38,6 +40,7 @@ __all__ = [
     "boundary_radius",
     "disk_kernel",
     "region_and_boundary",
+    "region_and_boundary_pairs",
     "region_similarity",
 ]
 
@@ -111,24 +114,6 @@ def _boundary_into(seg: np.ndarray, out: np.ndarray) -> None:
     out[..., :-1, -1] = vert[..., :, -1]
 
 
-_BLOCK = np.ones((2, 2), dtype=np.uint8)
-
-
-def _padded_boundary(seg: np.ndarray, margin: int) -> np.ndarray:
-    """Boundary map of one bool (H, W) mask, zero-padded by `margin` on every side.
-
-    Same map as :func:`_boundary_into`, by OpenCV: a pixel is on the boundary when the
-    maximum and the minimum of its 2x2 block (anchor (0, 0)) differ. Replicating the last
-    row and column gives the official edge rules: on the last row the block only holds
-    the right neighbour, on the last column the one below, at the corner nothing.
-    """
-    u8 = np.ascontiguousarray(seg).view(np.uint8)
-    edge = cv2.dilate(u8, _BLOCK, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    edge ^= cv2.erode(u8, _BLOCK, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    return cv2.copyMakeBorder(edge, margin, margin, margin, margin,
-                              cv2.BORDER_CONSTANT, value=0).view(bool)
-
-
 def boundary_map(
     seg: np.ndarray, width: int | None = None, height: int | None = None
 ) -> np.ndarray:
@@ -195,145 +180,201 @@ def disk_kernel(radius: float) -> np.ndarray:
     return offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
 
 
-@lru_cache(maxsize=16)
-def _disk_rectangles(radius: float) -> tuple[np.ndarray, int]:
-    """The official dilation kernel, skimage ``disk(radius)``, as a union of rectangles.
+_U64 = np.uint64
 
-    cv2.dilate(src, disk)(p) is 1 iff src has a pixel at p + (i - cx, j - cy) for some
+
+def _shifted(x: np.ndarray, s: int) -> np.ndarray:
+    """Bit stream `x` moved by `s` pixels: out bit i = x bit i + s, zeros shifted in.
+
+    `x` is a 1-D uint64 array read as one little-endian bit stream (bit i of the stream
+    is bit i % 64 of word i // 64), the layout of np.packbits(..., bitorder="little").
+    """
+    if 0 < s < 64:
+        out = x >> _U64(s)
+        out[:-1] |= x[1:] << _U64(64 - s)
+        return out
+    if -64 < s < 0:
+        out = x << _U64(-s)
+        out[1:] |= x[:-1] >> _U64(64 + s)
+        return out
+    q, b = divmod(s, 64)
+    n = len(x)
+    out = np.zeros_like(x)
+    lo, hi = max(0, -q), min(n, n - q)
+    if b == 0:
+        if lo < hi:
+            out[lo:hi] = x[lo + q : hi + q]
+        return out
+    if lo < hi:
+        np.right_shift(x[lo + q : hi + q], _U64(b), out=out[lo:hi])
+    lo, hi = max(0, -q - 1), min(n, n - q - 1)
+    if lo < hi:
+        out[lo:hi] |= x[lo + q + 1 : hi + q + 1] << _U64(64 - b)
+    return out
+
+
+def _or_shifted(x: np.ndarray, s: int) -> np.ndarray:
+    """x | :func:`_shifted` (x, s), with fewer passes for 0 < |s| < 64."""
+    if not 0 < abs(s) < 64:
+        return x | _shifted(x, s)
+    if s > 0:
+        out = x >> _U64(s)
+        out |= x
+        out[:-1] |= x[1:] << _U64(64 - s)
+    else:
+        out = x << _U64(-s)
+        out |= x
+        out[1:] |= x[:-1] >> _U64(64 + s)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _kernel_runs(radius: float) -> tuple[tuple[tuple[int, int], tuple[int, ...]], ...]:
+    """The official dilation kernel, skimage ``disk(radius)``, as horizontal runs.
+
+    cv2.dilate(src, kernel)(p) is 1 iff src has a pixel at p + (i - cx, j - cy) for some
     kernel pixel (i, j), (cx, cy) = the kernel centre (cv2's default anchor); outside the
-    image counts as 0. Each row of a disk is one run of pixels and the runs are nested, so
-    the kernel is the union of, for each distinct run, that run times the rows whose run
-    contains it (6 rectangles for r = 8 instead of 197 pixels). Any other kernel falls back
-    to one rectangle per run. The result is checked to rebuild the kernel exactly.
+    image counts as 0. Each kernel row is cut into runs of pixels.
 
     Returns:
-        (rects, margin): int64 (K, 4) offsets (dx0, dx1, dy0, dy1), inclusive, relative to
-        p, largest area first; and the largest |offset|, the zero padding that keeps
-        every window in range.
+        ((dx0, dx1), (dy, ...)) per distinct run: the inclusive column offsets of the run
+        and the row offsets of the kernel rows that hold it.
     """
     kernel = disk_kernel(radius)
     cy, cx = kernel.shape[0] // 2, kernel.shape[1] // 2
-    runs = []  # (row, first col, last col)
+    rows: dict[tuple[int, int], list[int]] = {}
     for row, line in enumerate(kernel):
         edges = np.flatnonzero(np.diff(np.concatenate(([0], line.view(np.int8), [0]))))
-        runs += [(row, first, last - 1) for first, last in edges.reshape(-1, 2)]
-    rects = [(first, last, row, row) for row, first, last in runs]
-    if len({row for row, _, _ in runs}) == len(runs):  # one run per row: try to merge
-        merged = []
-        for first, last in sorted({(a, b) for _, a, b in runs}):
-            rows = [r for r, a, b in runs if a <= first and last <= b]
-            merged.append((first, last, rows[0], rows[-1]))
-        rebuilt = np.zeros_like(kernel)
-        for x0, x1, y0, y1 in merged:
-            rebuilt[y0 : y1 + 1, x0 : x1 + 1] = True
-        if np.array_equal(rebuilt, kernel):
-            rects = merged
-    offsets = np.array(rects, dtype=np.int64).reshape(-1, 4) - np.array([cx, cx, cy, cy])
-    area = (offsets[:, 1] - offsets[:, 0] + 1) * (offsets[:, 3] - offsets[:, 2] + 1)
-    offsets = offsets[np.argsort(-area, kind="stable")]  # largest first (_count_hits)
-    return offsets, int(np.abs(offsets).max(initial=0))
+        for first, last in edges.reshape(-1, 2):
+            rows.setdefault((int(first) - cx, int(last) - 1 - cx), []).append(row - cy)
+    return tuple((run, tuple(dys)) for run, dys in rows.items())
 
 
-def _count_hits(integral: np.ndarray, points: np.ndarray, width: int, rects: np.ndarray) -> int:
-    """How many `points` have a set pixel in at least one of their rectangle windows.
+def _dilated(bits: np.ndarray, words: int, runs: tuple) -> np.ndarray:
+    """Packed bit rows `bits` (rows of `words` words, flattened) dilated by a kernel.
 
-    The rectangles are tried largest first, each only at the points no earlier one
-    covered: where the boundaries agree, most points are settled by the first.
+    out(y, x) = any bits(y + dy, x + dx) over the kernel offsets (:func:`_kernel_runs`),
+    read as 0 outside the array. Each run [dx0, dx1] is a window OR built by doubling
+    (windows of 1, 2, 4, ... pixels, shared by all runs) and moved to its first offset;
+    then each kernel row adds its run, moved by dy rows. Rows are not kept apart in the
+    stream: callers leave at least the kernel's reach of zero bits around each row's
+    pixels, so no window takes a bit from a neighbouring row.
+    """
+    windows = {1: bits}
+
+    def window(n: int) -> np.ndarray:  # out(x) = OR of bits(x .. x + n - 1), n a power of 2
+        if n not in windows:
+            half = window(n // 2)
+            windows[n] = _or_shifted(half, n // 2)
+        return windows[n]
+
+    out = np.zeros_like(bits)
+    total = len(bits)
+    for (dx0, dx1), dys in runs:
+        n = dx1 - dx0 + 1
+        p = 1 << (n.bit_length() - 1)
+        run = window(p) if p == n else _or_shifted(window(p), n - p)  # two overlapping
+        if dx0:
+            run = _shifted(run, dx0)
+        for dy in dys:
+            k = dy * words
+            if abs(k) >= total:
+                continue
+            if k >= 0:
+                out[: total - k] |= run[k:]
+            else:
+                out[-k:] |= run[: total + k]
+    return out
+
+
+def _segment_sums(row_sums: np.ndarray, starts: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """Sums of `row_sums` over the rows [start, start + height) of each segment."""
+    cum = np.concatenate(([0], np.cumsum(row_sums, dtype=np.int64)))
+    return cum[starts + heights] - cum[starts]
+
+
+def _batch_counts(crops: list[tuple[np.ndarray, np.ndarray]], radius: float) -> np.ndarray:
+    """(n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit) of cropped frame pairs.
+
+    All crops go into one array of packed bits (8 pixels a byte, :func:`_shifted`):
+    the gt crops one under another, then the pred crops at the same offsets below them,
+    each crop followed by a copy of its last row and its last column (a 2x2 block then
+    holds only the right neighbour on the frame's last row and only the one below on
+    its last column: the official edge rules; a crop that does not end at the frame's
+    edge ends in zeros, where the copy changes nothing) and by at least the kernel's
+    reach of zeros. Boundaries, the dilation and the counts are then a few dozen
+    whole-array operations on about a sixtieth of the bytes of the masks.
 
     Args:
-        integral: int32 (h + 1, width + 1) cv2.integral of the zero-padded (h, width) map.
-        points: int64 (n,) flat indices into that padded map, far enough from its edges
-            that every window stays inside.
-        width: Width of the padded map.
-        rects: int64 (K, 4) window offsets (dx0, dx1, dy0, dy1), inclusive, largest first.
+        crops: (gt, pred) bool (h, w) crops, each of one frame, to the box of the union
+            with one zero row/column after it where the frame has one.
+        radius: The dilation radius (:func:`boundary_radius`).
 
     Returns:
-        The number of points whose dilated value (the union of the windows) is 1.
+        int64 (N, 7).
     """
-    stride = width + 1
-    flat = integral.ravel()
-    left = points + points // width  # the same (y, x) in the integral's wider rows
-    n = len(left)
-    for dx0, dx1, dy0, dy1 in rects:
-        # Window sum = S[y1+1, x1+1] - S[y0, x1+1] - S[y1+1, x0] + S[y0, x0].
-        bottom, top = left + (dy1 + 1) * stride, left + dy0 * stride
-        inside = (flat[bottom + dx1 + 1] - flat[top + dx1 + 1] - flat[bottom + dx0]
-                  + flat[top + dx0])
-        left = left[inside == 0]
-        if not len(left):
-            break
-    return n - len(left)
+    runs = _kernel_runs(radius)
+    reach = max(max(abs(dx0), abs(dx1), max(abs(dy) for dy in dys)) for (dx0, dx1), dys in runs)
+    left = 8 * -(-reach // 8)  # zero pixels before each row (whole bytes)
+    heights = np.array([g.shape[0] for g, _ in crops], dtype=np.int64)
+    widths = np.array([g.shape[1] for g, _ in crops], dtype=np.int64)
+    words = int(-(-(left + int(widths.max()) + 1 + reach) // 64))
+    starts = np.concatenate(([0], np.cumsum(heights[:-1] + 1 + reach))).astype(np.int64)
+    offset = int(starts[-1] + heights[-1] + 1 + reach)  # first row of the pred crops
+    packed = np.zeros((2 * offset, words * 8), dtype=np.uint8)
+    counts = np.zeros((len(crops), 7), dtype=np.int64)
+    col = left // 8
+    for i, (gt, pred) in enumerate(crops):
+        h = gt.shape[0]
+        gbits = np.packbits(gt, axis=1, bitorder="little")
+        pbits = np.packbits(pred, axis=1, bitorder="little")
+        s = int(starts[i])
+        packed[s : s + h, col : col + gbits.shape[1]] = gbits
+        packed[offset + s : offset + s + h, col : col + pbits.shape[1]] = pbits
+        counts[i, :2] = np.bitwise_count(gbits).sum(), np.bitwise_count(pbits).sum()
+        counts[i, 2] = np.bitwise_count(np.bitwise_and(gbits, pbits, out=gbits)).sum()
+    grid = packed.view(_U64)  # (rows, words)
+    # Rows of every crop, then the copy of each crop's last column one pixel right of it.
+    all_starts = np.concatenate((starts, starts + offset))
+    all_heights = np.concatenate((heights, heights))
+    all_widths = np.concatenate((widths, widths))
+    rows = np.repeat(all_starts, all_heights + 1) + np.concatenate(
+        [np.arange(h + 1) for h in all_heights])
+    last = np.repeat(left + all_widths - 1, all_heights + 1)
+    grid[rows, (last + 1) // 64] |= ((grid[rows, last // 64] >> (last % 64).astype(_U64))
+                                     & _U64(1)) << ((last + 1) % 64).astype(_U64)
+    ends = all_starts + all_heights
+    grid[ends] = grid[ends - 1]  # the copy of the last row (with its copied column)
+    stream = grid.ravel()
+    right = _shifted(stream, 1)
+    top, below = stream[:-words], stream[words:]
+    # Boundary: the 2x2 block (y..y+1, x..x+1) is not constant.
+    bmap = top ^ right[:-words]
+    bmap |= top ^ below
+    bmap |= top ^ right[words:]
+    grid_b = bmap.reshape(-1, words)
+    # Clear what the copies and the zeros next to the crops added: the copied row and
+    # column, the row above each crop and the column left of it.
+    grid_b[ends] = 0
+    above = all_starts[all_starts > 0] - 1
+    grid_b[above] = 0
+    rows_b = rows[rows < len(grid_b)]
+    last_b = last[rows < len(grid_b)] + 1
+    grid_b[rows_b, last_b // 64] &= ~(_U64(1) << (last_b % 64).astype(_U64))
+    grid_b[:, (left - 1) // 64] &= ~(_U64(1) << _U64((left - 1) % 64))
+    dilated = _dilated(bmap, words, runs)
+    split = offset * words
+    gt_b, pred_b = bmap[:split], bmap[split:]
+    per_row = np.bitwise_count(bmap).reshape(-1, words).sum(axis=1, dtype=np.int64)
+    counts[:, 3] = _segment_sums(per_row, starts, heights)
+    counts[:, 4] = _segment_sums(per_row, starts + offset, heights)
+    for k, (target, source) in enumerate(((gt_b, dilated[split:]), (pred_b, dilated[:split]))):
+        n = min(len(target), len(source))
+        hit = np.bitwise_and(target[:n], source[:n])
+        per_row = np.bitwise_count(hit).reshape(-1, words).sum(axis=1, dtype=np.int64)
+        counts[:, 5 + k] = _segment_sums(per_row, starts, heights)
+    return counts
 
-
-def _count_hits_dense(
-    source: np.ndarray, targets: np.ndarray, rects: np.ndarray, margin: int
-) -> int:
-    """Like :func:`_count_hits`, by dilating all of `source`; faster for dense boundaries.
-
-    Args:
-        source: bool (h, w) boundary map, zero-padded by `margin` on every side.
-        targets: bool (h, w) boundary map whose covered pixels are counted, padded alike.
-        rects: int64 (K, 4) window offsets (dx0, dx1, dy0, dy1), inclusive.
-        margin: The padding width, at least the largest |offset|.
-
-    Returns:
-        The number of `targets` pixels covered by `source` dilated by the union of windows.
-    """
-    h, w = source.shape[0] - 2 * margin, source.shape[1] - 2 * margin
-    src = source.view(np.uint8)
-    covered = np.zeros((h, w), dtype=bool)
-    for dx0, dx1, dy0, dy1 in rects:
-        # With anchor (0, 0), out[y, x] = any(src[y : y + height, x : x + width]), so the
-        # window of inner pixel (y, x) is out[y + margin + dy0, x + margin + dx0].
-        kernel = np.ones((dy1 - dy0 + 1, dx1 - dx0 + 1), dtype=np.uint8)
-        out = cv2.dilate(src, kernel, anchor=(0, 0)).view(bool)
-        covered |= out[margin + dy0 : margin + dy0 + h, margin + dx0 : margin + dx0 + w]
-    inner = targets[margin : margin + h, margin : margin + w]
-    return np.count_nonzero(np.logical_and(covered, inner, out=covered))
-
-
-def _frame_counts(
-    gt: np.ndarray, pred: np.ndarray, rects: np.ndarray, margin: int, buf: np.ndarray
-) -> tuple[int, int, int, int, int, int, int]:
-    """Pixel and boundary counts of one (H, W) frame pair, from one crop to their union.
-
-    Returns:
-        (n_gt, n_pred, inter): foreground pixels of gt, of pred and of both (J's counts);
-        (b_gt, b_pred, gt_hit, pred_hit): boundary pixels of gt and pred, gt boundary
-        pixels covered by the dilated pred boundary (recall numerator) and the reverse
-        (precision numerator); by window sums at those pixels (:func:`_count_hits`), or
-        for dense boundaries by dilating the whole crop (:func:`_count_hits_dense`). Both
-        hits are 0 when either boundary is empty (F is then fixed by the special cases).
-        `buf` is bool (H, W) scratch space.
-    """
-    union = np.logical_or(gt, pred, out=buf)
-    rows = np.flatnonzero(union.any(axis=1))
-    if rows.size == 0:
-        return 0, 0, 0, 0, 0, 0, 0
-    cols = np.flatnonzero(union[rows[0] : rows[-1] + 1].any(axis=0))
-    # One pixel before the box (its 2x2 block reaches into the box) and one after it (all
-    # zero, so the cropped last row/column rule gives the same 0 as the full frame does).
-    ys = slice(max(rows[0] - 1, 0), rows[-1] + 2)
-    xs = slice(max(cols[0] - 1, 0), cols[-1] + 2)
-    gt, pred = gt[ys, xs], pred[ys, xs]
-    # Nothing lies outside the union's box, so J's counts on the crop are the frame's.
-    n_gt, n_pred = np.count_nonzero(gt), np.count_nonzero(pred)
-    inter = np.count_nonzero(np.logical_and(gt, pred, out=buf[: gt.shape[0], : gt.shape[1]]))
-    # Boundaries go into zero-padded maps: no window leaves them, and zero padding is what
-    # cv2.dilate's default border does for a dilation.
-    gt_b, pred_b = _padded_boundary(gt, margin), _padded_boundary(pred, margin)
-    shape = gt_b.shape
-    b_gt, b_pred = np.count_nonzero(gt_b), np.count_nonzero(pred_b)
-    if b_gt == 0 or b_pred == 0:
-        return n_gt, n_pred, inter, b_gt, b_pred, 0, 0
-    if b_gt + b_pred > 2 * _DENSE_BOUNDARY * gt.size:
-        gt_hit = _count_hits_dense(pred_b, gt_b, rects, margin)
-        pred_hit = _count_hits_dense(gt_b, pred_b, rects, margin)
-    else:
-        gt_pts, pred_pts = np.flatnonzero(gt_b), np.flatnonzero(pred_b)
-        gt_hit = _count_hits(cv2.integral(pred_b.view(np.uint8)), gt_pts, shape[1], rects)
-        pred_hit = _count_hits(cv2.integral(gt_b.view(np.uint8)), pred_pts, shape[1], rects)
-    return n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit
 
 
 def _jaccard(n_gt: np.ndarray, n_pred: np.ndarray, inter: np.ndarray) -> np.ndarray:
@@ -358,15 +399,92 @@ def _f_measure(n_gt: np.ndarray, n_pred: np.ndarray, gt_hit: np.ndarray,
     return np.where(positive, 2 * precision * recall / np.where(positive, denom, 1.0), 0.0)
 
 
+def _crop(gt: np.ndarray, pred: np.ndarray, buf: np.ndarray) -> tuple[slice, slice] | None:
+    """The crop of one (H, W) frame pair: the union's bounding box, one pixel more before
+    it (its 2x2 block reaches into the box) and one after it where the frame has one (all
+    zero). Nothing lies outside it, so every count of the frame is a count of the crop.
+    None when both masks are empty. `buf` is bool (H, W) scratch space."""
+    union = np.logical_or(gt, pred, out=buf)
+    rows = np.flatnonzero(union.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(union[rows[0] : rows[-1] + 1].any(axis=0))
+    return (slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
+            slice(max(int(cols[0]) - 1, 0), int(cols[-1]) + 2))
+
+
+def _pair_counts(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int], bound_th: float
+) -> np.ndarray:
+    """int64 (N, 7) counts (n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit) of
+    bool (H, W) frame pairs of one `shape`; batches of crops hold about `_BATCH_WORDS`
+    words."""
+    pairs = list(pairs)
+    radius = boundary_radius(bound_th, *shape)
+    reach = math.ceil(radius) + 1
+    counts = np.zeros((len(pairs), 7), dtype=np.int64)
+    buf = np.empty(shape, dtype=bool)
+    batch: list[int] = []
+    crops: list[tuple[np.ndarray, np.ndarray]] = []
+    size = 0
+    for t, (g, p) in enumerate(pairs):
+        box = _crop(g, p, buf)
+        if box is None:
+            continue
+        crops.append((g[box], p[box]))
+        batch.append(t)
+        h, w = crops[-1][0].shape
+        size += 2 * (h + 1 + reach) * -(-(w + 2 * reach + 9) // 64)
+        if size >= _BATCH_WORDS:
+            counts[batch] = _batch_counts(crops, radius)
+            batch, crops, size = [], [], 0
+    if batch:
+        counts[batch] = _batch_counts(crops, radius)
+    return counts
+
+
 def _all_counts(gt: np.ndarray, pred: np.ndarray, bound_th: float) -> np.ndarray:
-    """int64 (T, 7) :func:`_frame_counts` of every frame of a validated pair."""
+    """int64 (T, 7) :func:`_pair_counts` of every frame of a (gt, pred) pair of masks."""
     gt, pred = _mask_pair(gt, pred)
-    rects, margin = _disk_rectangles(boundary_radius(bound_th, *gt.shape[1:]))
-    buf = np.empty(gt.shape[1:], dtype=bool)
-    return np.array(
-        [_frame_counts(g, p, rects, margin, buf) for g, p in zip(gt, pred, strict=True)],
-        dtype=np.int64,
-    ).reshape(-1, 7)
+    return _pair_counts(zip(gt, pred, strict=True), gt.shape[1:], bound_th)
+
+
+def region_and_boundary_pairs(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], bound_th: float = DEFAULT_BOUND_TH
+) -> tuple[np.ndarray, np.ndarray]:
+    """(J, F) of single-frame (gt, pred) pairs of one frame size, scored together.
+
+    Pair by pair equal to :func:`region_and_boundary` of each (H, W) pair; one call shares
+    the work (one packed array and one pass of each operation for a batch of pairs), as
+    scoring many expressions of a video frame by frame needs.
+
+    Args:
+        pairs: (gt, pred) masks, each (H, W), bool or numeric (non-zero = foreground).
+        bound_th: As :func:`boundary_f_measure`.
+
+    Returns:
+        Two float64 arrays of shape (N,).
+
+    Raises:
+        ValueError: If a mask is not (H, W), the masks of a pair differ in shape, two
+            pairs differ in frame size, or `bound_th` is not a positive finite number.
+    """
+    checked = []
+    for gt, pred in pairs:
+        gt, pred = _as_masks("gt", gt), _as_masks("pred", pred)
+        if gt.ndim != 2 or gt.shape != pred.shape:
+            raise ValueError(f"each pair must be two (H, W) masks of one shape, got gt "
+                             f"{gt.shape} and pred {pred.shape}")
+        if checked and gt.shape != checked[0][0].shape:
+            raise ValueError(f"all pairs must have one frame size, got "
+                             f"{checked[0][0].shape} and {gt.shape}")
+        checked.append((gt, pred))
+    if not checked:
+        boundary_radius(bound_th, 1, 1)
+        return np.empty(0), np.empty(0)
+    counts = _pair_counts(checked, checked[0][0].shape, bound_th)
+    n_gt, n_pred, inter, b_gt, b_pred, gt_hit, pred_hit = counts.T
+    return _jaccard(n_gt, n_pred, inter), _f_measure(b_gt, b_pred, gt_hit, pred_hit)
 
 
 def region_and_boundary(

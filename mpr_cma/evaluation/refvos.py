@@ -37,7 +37,7 @@ from mpr_cma.datasets.files import read_json
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.datasets.rle import decode_rle
 from mpr_cma.evaluation.aggregation import aggregate_expressions, expression_scores
-from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH, region_and_boundary
+from mpr_cma.evaluation.metrics import DEFAULT_BOUND_TH, region_and_boundary_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -481,11 +481,13 @@ def _score_video(split: RefVOSSplit, source: Predictions, video: str,
     for t, frame in enumerate(frames):
         gts: dict = {}
         preds: dict = {None: empty}
-        pairs: dict = {}
+        pairs: dict = {}  # (anno_ids, prediction bytes) -> its index in `masks`
+        masks: list = []
+        slots = []
         for e in expressions:
             pred_key = source.raw(video, e.exp_id, frame) if frame in have[e.exp_id] else None
-            pair = pairs.get((e.anno_ids, pred_key))
-            if pair is None:
+            index = pairs.get((e.anno_ids, pred_key))
+            if index is None:
                 gt = gts.get(e.anno_ids)
                 if gt is None:
                     gt = gts[e.anno_ids] = _union(split, video, e.anno_ids, t, empty)
@@ -496,9 +498,13 @@ def _score_video(split: RefVOSSplit, source: Predictions, video: str,
                         raise PredictionError(
                             f"predictions {source.path}: {video}/{e.exp_id} frame {frame!r} "
                             f"has size {pred.shape}, the video's frames are {size} (H, W)")
-                j, f = region_and_boundary(gt, pred)
-                pair = pairs[e.anno_ids, pred_key] = (j[0], f[0])
-            j_of[e.exp_id][t], f_of[e.exp_id][t] = pair
+                index = pairs[e.anno_ids, pred_key] = len(masks)
+                masks.append((gt, pred))
+            slots.append((e.exp_id, index))
+        # The frame's distinct pairs are scored in one call (one packed array for all).
+        j, f = region_and_boundary_pairs(masks)
+        for exp_id, index in slots:
+            j_of[exp_id][t], f_of[exp_id][t] = j[index], f[index]
     return {f"{video}/{e.exp_id}": {"key": f"{video}/{e.exp_id}", "J": j_of[e.exp_id],
                                     "F": f_of[e.exp_id],
                                     "missing_frames": len(frames) - len(have[e.exp_id])}

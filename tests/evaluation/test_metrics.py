@@ -42,10 +42,12 @@ def read_ids(folder: Path) -> np.ndarray:
     return np.stack([np.array(Image.open(f)) for f in sorted(folder.glob("*.png"))])
 
 
-@pytest.fixture(params=["sparse", "dense"])
+@pytest.fixture(params=["frame_by_frame", "one_batch"])
 def matching_path(request, monkeypatch):
-    """Force one of the two ways of matching boundary pixels (both must be exact)."""
-    monkeypatch.setattr(metrics, "_DENSE_BOUNDARY", math.inf if request.param == "sparse" else 0)
+    """Score every frame in a batch of its own, or all frames in one packed array (the
+    crops then sit next to each other: both must be exact)."""
+    words = 1 if request.param == "frame_by_frame" else 1 << 40
+    monkeypatch.setattr(metrics, "_BATCH_WORDS", words)
     return request.param
 
 
@@ -137,6 +139,43 @@ def test_boundary_f_matches_per_pixel_reference(h, w, bound_th, matching_path):
     expected = [naive_f(g, p, bound_th) for g, p in zip(gt, pred, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(boundary_map(gt), [naive_boundary(g) for g in gt])
+
+
+
+def cv2_f(gt: np.ndarray, pred: np.ndarray, radius: float) -> float:
+    """F of one frame with cv2.dilate by skimage's disk, the official computation, on
+    :func:`naive_boundary` maps (fast enough for large radii and frames)."""
+    kernel = disk(radius).astype(np.uint8)
+    gt_b, pred_b = naive_boundary(gt), naive_boundary(pred)
+    n_gt, n_pred = int(gt_b.sum()), int(pred_b.sum())
+    if n_gt == 0 or n_pred == 0:
+        precision = 1.0 if n_pred == 0 else 0.0
+        recall = 1.0 if n_gt == 0 else 0.0
+    else:
+        precision = (pred_b & (cv2.dilate(gt_b.astype(np.uint8), kernel) > 0)).sum() / n_pred
+        recall = (gt_b & (cv2.dilate(pred_b.astype(np.uint8), kernel) > 0)).sum() / n_gt
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "bound_th"),
+    # radii past 63 pixels (the packed words' width), half-integer radii, frames narrower
+    # than a word and wider than two
+    [(40, 150, 70), (30, 200, 2.5), (25, 9, 4), (48, 140, 0.05), (20, 70, 1)],
+)
+def test_boundary_f_matches_cv2_reference(h, w, bound_th, matching_path):
+    rng = np.random.default_rng(h * 1000 + w)
+    gt, pred = random_masks(rng, 8, h, w), random_masks(rng, 8, h, w)
+    gt[1], pred[1] = True, True  # full frames: no boundary
+    gt[2, :, :3] = pred[3, -2:] = True  # masks on the left and bottom frame edges
+    gt[4, : h // 2, w - 2 :] = pred[4, : h // 3, w - 3 :] = True  # right edge
+    radius = boundary_radius(bound_th, h, w)
+    got = boundary_f_measure(gt, pred, bound_th=bound_th)
+    expected = [cv2_f(g, p, radius) for g, p in zip(gt, pred, strict=True)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    j = region_similarity(gt, pred)
+    j2, f2 = metrics.region_and_boundary(gt, pred, bound_th)
+    assert j2.tolist() == j.tolist() and f2.tolist() == got.tolist()
 
 
 def test_hand_computed_square_shifted_by_three():
@@ -281,3 +320,17 @@ def test_aggregation_bad_input():
         aggregate_expressions({"x": ([1.0, 1.0], [1.0])})
     with pytest.raises(ValueError, match=r"'y'.*\(J_frames, F_frames\) pair"):
         aggregate_expressions({"y": [0.5]})
+
+
+def test_pairs_equal_single_calls_and_bad_input():
+    rng = np.random.default_rng(3)
+    gt, pred = random_masks(rng, 5, 30, 70), random_masks(rng, 5, 30, 70)
+    j, f = metrics.region_and_boundary_pairs(list(zip(gt, pred, strict=True)))
+    for t in range(5):
+        jt, ft = metrics.region_and_boundary(gt[t], pred[t])
+        assert (j[t], f[t]) == (jt[0], ft[0])
+    assert [a.shape for a in metrics.region_and_boundary_pairs([])] == [(0,), (0,)]
+    with pytest.raises(ValueError, match="one frame size"):
+        metrics.region_and_boundary_pairs([(gt[0], pred[0]), (gt[0, :5], pred[0, :5])])
+    with pytest.raises(ValueError, match=r"two \(H, W\) masks"):
+        metrics.region_and_boundary_pairs([(gt, pred)])
