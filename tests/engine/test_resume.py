@@ -149,3 +149,19 @@ def test_start_sampler_at_skips_indices_once(make):
     assert start_sampler_at(loader, 1, 2 * BATCH)
     assert list(loader) == epoch1[2:]
     assert list(loader) == epoch1  # later passes are whole again
+
+
+def test_fractional_epochs_are_floored():
+    """xtuner's loop hands 0.5 * 5 = 2.5 iterations to mmengine, which refuses a non-whole
+    count; ResumableTrainLoop floors it, as the schedulers' epoch bounds are floored."""
+    from types import SimpleNamespace
+
+    from mpr_cma.engine.loops import ResumableTrainLoop
+
+    loader = DataLoader(list(range(NUM_SAMPLES)), batch_size=BATCH)
+    runner = SimpleNamespace(visualizer=SimpleNamespace(), _randomness_cfg={}, seed=0)
+    assert ResumableTrainLoop(runner, loader, max_epochs=0.5).max_iters == 2
+    assert ResumableTrainLoop(runner, loader, max_epochs=3).max_iters == 15
+    assert ResumableTrainLoop(runner, loader, max_iters=4).max_iters == 4
+    with pytest.raises(RuntimeError, match="Only one of"):
+        ResumableTrainLoop(runner, loader, max_iters=4, max_epochs=1)
