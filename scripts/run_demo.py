@@ -40,14 +40,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mpr_cma.checkpoint import build_and_load, load_model_config  # noqa: E402
 from mpr_cma.datasets import RefVOSSplit, load_refcoco, ref_mask  # noqa: E402
 from mpr_cma.datasets import sentence_items as refcoco_sentence_items  # noqa: E402
 from mpr_cma.engine.config import load_config  # noqa: E402
-from mpr_cma.engine.consolidate import (  # noqa: E402
-    build_model,
-    load_model_config,
-    load_weights,
-)
 from mpr_cma.engine.held_out_loss import held_out_loss  # noqa: E402
 from mpr_cma.engine.pipeline import StepFailedError, hardware_summary, run_logged  # noqa: E402
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object  # noqa: E402
@@ -249,10 +245,9 @@ def video_figure(data: Path, eval_dir: Path, out: Path) -> Path:
 def attention_figure(config: Path, train_dir: Path, items, out: Path) -> Path:
     """Fig. 5 style: MBA attention of the trained model without and with the mask gate."""
     cfg = load_model_config(config)
-    model = build_model(cfg.model, pretrained=False)
+    model = build_and_load(cfg.model, train_dir)[0]
     if model.grounding.mba is None:
         raise ValueError(f"{config} has no MBA: there is no attention to draw")
-    load_weights(model, train_dir)
     model.eval()
     rows, captions = [], []
     with torch.no_grad():

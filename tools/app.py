@@ -125,15 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))  # mpr_cma of this checkout; configs' custom_imports
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from mpr_cma.apis import load_inference_model
+    from mpr_cma.checkpoint.errors import CheckpointKeyError, CorruptCheckpointError
     from mpr_cma.engine.config import ConfigReferenceError
-    from mpr_cma.engine.eval_checkpoint import CheckpointKeyError
-    from mpr_cma.models.checkpoint import CorruptCheckpointError, Sa2VACheckpointMismatchError
 
     try:
         loaded = load_inference_model(args.config, args.checkpoint, device=args.device,
                                       cfg_options=args.cfg_options)
     except (FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
-            Sa2VACheckpointMismatchError, ConfigReferenceError) as err:
+            ConfigReferenceError) as err:
         logger.error("%s", err)
         return 1
     logger.info("model: %s", loaded.describe())

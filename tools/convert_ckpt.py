@@ -28,17 +28,18 @@ import deepspeed
 import torch
 from mmengine.config import Config
 
-from mpr_cma.engine.consolidate import (
+from mpr_cma.checkpoint import (
     MODEL_STATES,
-    build_model,
-    complete_state,
+    build_and_load,
     is_hf_folder,
     load_model_config,
     read_checkpoint,
+    read_safetensors_folder,
+    resolve_checkpoint,
     stored_model_config,
     summarize_state,
 )
-from mpr_cma.models.checkpoint import load_sa2va_hf, read_sa2va_folder, save_sa2va_hf
+from mpr_cma.models.checkpoint import save_sa2va_hf
 
 DTYPES = {"keep": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -86,26 +87,27 @@ def check_output(out: Path, overwrite: bool) -> None:
 def to_hf(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_output(out, args.overwrite)
-    found = read_checkpoint(args.checkpoint, fp32_master=args.fp32_master)
+    info = resolve_checkpoint(args.checkpoint)
+    if info.kind == "hf":
+        sys.exit(f"error: {info.path} is an HF folder already (to-hf reads training "
+                 "checkpoints)")
+    found = read_checkpoint(info, fp32_master=args.fp32_master)
     print(f"read {found.kind} checkpoint {found.path} (ZeRO stage {found.zero_stage}, "
           f"{found.world_size} ranks, {found.weights} weights, iter {found.meta.get('iter')})")
     print_state("checkpoint", found.state_dict)
     cfg = load_model_config(args.config, found.meta)
     print(f"config: {args.config or 'stored in the checkpoint'}")
-    model = build_model(cfg.model, pretrained=False)
-    if any(k not in found.state_dict for k in model.state_dict()):
-        # Frozen parameters excluded from the checkpoint: they come from the pretrained
-        # weights of the config (or its random init when it names none).
-        model = build_model(cfg.model, pretrained=True)
-    full, fill = complete_state(model, found.state_dict)
-    model.load_state_dict(full, strict=True)
-    if fill.filled:
-        print(f"{len(fill.filled)} keys not in the checkpoint were taken from the config's "
-              f"pretrained weights or random init: {fill.filled[:8]}"
-              f"{' ...' if len(fill.filled) > 8 else ''}")
+    # The one loader: frozen parameters the checkpoint leaves out (DeepSpeed's
+    # exclude_frozen_parameters) come from the config's pretrained weights; any other
+    # key mismatch is an error.
+    model, loaded = build_and_load(cfg.model, info, found=found)
+    if loaded.from_pretrained:
+        filled = loaded.from_pretrained
+        print(f"{len(filled)} frozen parameters not in the checkpoint were taken from the "
+              f"config's pretrained weights: {filled[:8]}{' ...' if len(filled) > 8 else ''}")
     save_sa2va_hf(model, out, max_shard_size=args.max_shard_size, dtype=DTYPES[args.dtype],
                   model_config=cfg.model.to_dict())
-    print_state(f"wrote {out}", read_sa2va_folder(out))
+    print_state(f"wrote {out}", read_safetensors_folder(out))
     print(f"files: {sorted(p.name for p in out.iterdir())}")
 
 
@@ -124,15 +126,15 @@ def from_hf(args: argparse.Namespace) -> None:
     if not is_hf_folder(folder):
         sys.exit(f"error: {folder} is not an HF folder (no model.safetensors or index)")
     check_output(out, args.overwrite)
-    print_state(f"read {folder}", read_sa2va_folder(folder))
+    print_state(f"read {folder}", read_safetensors_folder(folder))
     stored = stored_model_config(folder)
     if args.config is None and stored is None:
         sys.exit(f"error: {folder} stores no build config; pass --config")
     cfg = load_model_config(args.config) if args.config else Config(dict(model=stored))
     # Our folders hold their tokenizer (with Sa2VA's tokens); a release keeps the config's.
     tokenizer = folder if args.config is None else None
-    model = build_model(cfg.model, pretrained=False, tokenizer=tokenizer)
-    report = load_sa2va_hf(model, folder)
+    model, loaded = build_and_load(cfg.model, folder, tokenizer=tokenizer)
+    report = loaded.hf_report
     print(f"loaded {len(report.loaded)} tensors; new (init, LoRA A/B with B = 0): "
           f"{len(report.new_initialised)}")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

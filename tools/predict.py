@@ -32,11 +32,11 @@ import torch
 from mmengine.config import DictAction
 from PIL import Image
 
-from mpr_cma.engine.consolidate import (
+from mpr_cma.checkpoint import (
+    build_and_load,
     build_model,
     is_hf_folder,
     load_model_config,
-    load_weights,
     stored_model_config,
 )
 from mpr_cma.models.attention_recording import record_attention
@@ -83,17 +83,18 @@ def load_model(args: argparse.Namespace) -> torch.nn.Module:
             sys.exit("error: --cfg-options applies to a config file: pass --config")
         cfg = (load_model_config(args.config, cfg_options=args.cfg_options).model
                if args.config else stored)
-        model = build_model(cfg, pretrained=False, tokenizer=None if args.config else path)
-        weights = path
+        model = build_and_load(cfg, path, tokenizer=None if args.config else path)[0]
+        print(f"loaded {path}")
     else:
         cfg = load_model_config(path, cfg_options=args.cfg_options).model
-        weights = args.checkpoint
-        model = build_model(cfg, pretrained=weights is None)
-        if weights is None:
+        if args.checkpoint is None:
             print("warning: no --checkpoint: the config's pretrained weights / random init")
-    if weights is not None:
-        load_weights(model, weights)
-        print(f"loaded {weights}")
+            model = build_model(cfg, pretrained=True)
+        else:
+            # tools/test.py's loader: every checkpoint kind, frozen parameters a training
+            # checkpoint leaves out come from the config's pretrained weights.
+            model = build_and_load(cfg, args.checkpoint)[0]
+            print(f"loaded {args.checkpoint}")
     return model.to(args.device).eval()
 
 

@@ -366,12 +366,12 @@ def run_inference(args: argparse.Namespace) -> int:
 
 def _run_inference(args: argparse.Namespace, rank: int) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # configs' custom_imports
+    from mpr_cma.checkpoint.errors import CheckpointKeyError, CorruptCheckpointError
+    from mpr_cma.checkpoint.resolve import resolve_checkpoint
     from mpr_cma.engine.config import ConfigReferenceError
-    from mpr_cma.engine.eval_checkpoint import CheckpointKeyError, resolve_checkpoint
     from mpr_cma.engine.evaluate import build_eval_model, eval_device, evaluate_split
     from mpr_cma.engine.evaluate import missing_data as why_missing
     from mpr_cma.evaluation.refvos import PredictionError
-    from mpr_cma.models.checkpoint import CorruptCheckpointError, Sa2VACheckpointMismatchError
 
     if rank == 0:
         setup_logging(args.work_dir)
@@ -406,7 +406,7 @@ def _run_inference(args: argparse.Namespace, rank: int) -> int:
             model, ckpt = build_eval_model(args.config, args.checkpoint, eval_device(),
                                            cfg_options=args.cfg_options)
     except (FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
-            Sa2VACheckpointMismatchError, ConfigReferenceError) as err:
+            ConfigReferenceError) as err:
         logger.error("%s", err)
         return 1
     name = "random-init" if args.random_init else Path(args.checkpoint).name

@@ -2,9 +2,9 @@
 
 The model is built and loaded by `mpr_cma.engine.evaluate.build_eval_model`, the code of
 `tools/test.py`, so the app takes every checkpoint kind the evaluation takes
-(`mpr_cma.engine.eval_checkpoint.resolve_checkpoint`): an HF folder in the Sa2VA layout, a
-DeepSpeed checkpoint folder of our training or its work dir (the latest complete
-checkpoint), or an mmengine / torch .pth file; loading is strict, and `cfg_options`
+(`mpr_cma.checkpoint.resolve_checkpoint`): an HF folder in the Sa2VA layout, a DeepSpeed
+checkpoint folder of our training or its work dir (the latest complete checkpoint), or an
+mmengine / torch .pth file; loading is strict (`mpr_cma.checkpoint`), and `cfg_options`
 (`--cfg-options`, e.g. `mba.use_mask_gate=False`) override config fields first.
 """
 
@@ -59,8 +59,7 @@ def load_inference_model(config: str | Path, checkpoint: str | Path | None,
 
     Raises:
         FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
-        Sa2VACheckpointMismatchError, ConfigReferenceError: as `tools/test.py` (each message
-            names the file or the key).
+        ConfigReferenceError: as `tools/test.py` (each message names the file or the key).
     """
     import torch
 

@@ -69,7 +69,6 @@ _EXPORTS = {
     "ConcatDataset": ("samplers", "ConcatDataset"),
     "LengthGroupedSampler": ("samplers", "LengthGroupedSampler"),
     "dataset_lengths": ("samplers", "dataset_lengths"),
-    "length_grouped_indices": ("samplers", "length_grouped_indices"),
     "Desc": ("synthetic", "Desc"),
     "Ref": ("synthetic", "Ref"),
     "SyntheticConfig": ("synthetic", "SyntheticConfig"),

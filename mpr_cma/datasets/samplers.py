@@ -1,25 +1,26 @@
 """Length-grouped sampling for mixed referring / chat training, and a length-keeping concat.
 
-Batches of samples of similar token length waste less padding. Like xtuner's and Hugging
-Face's LengthGroupedSampler: each epoch the indices are shuffled (seed + epoch), cut into
-mega-batches of `per_device_batch_size * world_size * mega_batch_mult` indices, each sorted by
-length (longest first), and dealt to the ranks round-robin, so every rank's consecutive
-`per_device_batch_size` indices have similar lengths. Lengths come from the datasets'
-`modality_length` (negative = text only, xtuner's convention; the absolute value is used).
+The sampler is xtuner's LengthGroupedSampler, the one Sa2VA trains with
+(`length_property='modality_length'`, `per_device_batch_size = batch * accumulation`).
+Its rule, per epoch (seed + epoch): the samples with an image (length > 0) and the
+text-only ones (length < 0, xtuner's convention) are shuffled and cut into mega-batches of
+`per_device_batch_size * world_size * mega_batch_mult` indices separately, each mega-batch
+sorted longest first; the mega-batches of both kinds but the two last are shuffled
+together, the two last form one final mixed mega-batch, and the longest sample overall is
+swapped to the front. With `round_up` every rank draws ceil(n / world / per_device_batch)
+* per_device_batch indices (the front of the order repeated), dealt round-robin.
 
-The interface is mmengine's `DefaultSampler` (`set_epoch`, `round_up`, a seed shared by the
-ranks). mmengine's IterBasedTrainLoop resumes by drawing (and loading) the batches already
-trained on; `set_resume_position` lets the resume code skip them without loading anything.
+The subclass adds only what resume needs: `set_resume_position` starts the next pass
+after this rank's first `samples_seen` indices, so mpr_cma.engine.resume can continue an
+epoch without loading the samples already trained on (mmengine's loop replays them).
 """
 
-import math
 from collections.abc import Iterator, Sequence
 
-import torch
-from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import ConcatDataset as TorchConcatDataset
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
+from xtuner.dataset.samplers import LengthGroupedSampler as XtunerLengthGroupedSampler
 
 from mpr_cma.registry import DATASETS
 
@@ -28,9 +29,11 @@ from mpr_cma.registry import DATASETS
 class ConcatDataset(TorchConcatDataset):
     """Concatenation of training datasets that keeps their `modality_length`.
 
-    mmengine's ConcatDataset only takes `BaseDataset` subclasses; this one takes any map-style
-    dataset or config dict (built from the registry). Registered as "ConcatDataset" in the
-    mpr_cma scope, so configs keep the familiar name.
+    Not xtuner's ConcatDataset: that one builds its parts with xtuner's BUILDER registry,
+    which does not know the datasets registered in the mpr_cma scope by name
+    (`type='RefCOCODataset'`), and mmengine's only takes `BaseDataset` subclasses. This
+    one takes any map-style dataset or config dict (built from mpr_cma's registry).
+    Registered as "ConcatDataset" in the mpr_cma scope, so configs keep the familiar name.
 
     Args:
         datasets: datasets or their config dicts.
@@ -49,6 +52,7 @@ def dataset_lengths(dataset: Dataset, length_property: str = "modality_length") 
 
     Raises:
         AttributeError: a dataset has neither the property nor sub-datasets.
+        ValueError: the property's length differs from the dataset's.
     """
     subsets = getattr(dataset, "datasets", None)
     if subsets is not None:  # a torch, mmengine or mpr_cma ConcatDataset
@@ -63,72 +67,61 @@ def dataset_lengths(dataset: Dataset, length_property: str = "modality_length") 
     return lengths
 
 
-def length_grouped_indices(lengths: Sequence[int], group_size: int,
-                           generator: torch.Generator) -> list[int]:
-    """A random permutation, sorted by |length| (descending) inside each group_size chunk."""
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    out = []
-    for start in range(0, len(order), group_size):
-        chunk = order[start:start + group_size]
-        out += sorted(chunk, key=lambda i: -abs(lengths[i]))
-    return out
-
-
 @DATA_SAMPLERS.register_module()
-class LengthGroupedSampler(Sampler):
-    """Shuffled sampler grouping samples of similar length (see the module docstring).
+class LengthGroupedSampler(XtunerLengthGroupedSampler):
+    """xtuner's LengthGroupedSampler plus a resume position (see the module docstring).
 
     Args:
-        dataset: a dataset with `modality_length` (or a concatenation of such).
-        per_device_batch_size: the data loader's batch size.
-        mega_batch_mult: mega-batch size in batches; None = min(50, len // (4 * batch *
-            world)) at least 1 (the Hugging Face rule).
-        length_property: name of the lengths attribute.
+        dataset: a dataset with `modality_length` (or a concatenation of such); the lengths
+            are read with :func:`dataset_lengths` first, so a missing or mis-sized property
+            is an error naming the dataset (xtuner would fail on an assert).
+        per_device_batch_size: samples per rank grouped together (Sa2VA: batch size x
+            accumulation steps).
+        length_property: name of the lengths attribute (Sa2VA: 'modality_length').
+        mega_batch_mult: mega-batch size in per-device batches; None = xtuner's rule,
+            min(50, len // (4 * per_device_batch_size * world)), at least 1.
         seed: shared by all ranks; None = mmengine's synchronised random seed.
-        round_up: repeat indices so every rank gets the same count (DefaultSampler's rule).
+        round_up: every rank draws the same whole number of per-device batches.
     """
 
     def __init__(self, dataset: Dataset, per_device_batch_size: int,
-                 mega_batch_mult: int | None = None, length_property: str = "modality_length",
+                 length_property: str = "modality_length", mega_batch_mult: int | None = None,
                  seed: int | None = None, round_up: bool = True) -> None:
-        rank, world_size = get_dist_info()
-        self.rank, self.world_size = rank, world_size
+        # xtuner reads the lengths of a dataset, or of each part of one torch concatenation,
+        # and asserts a list; dataset_lengths also reads nested and mmengine concatenations
+        # and names a dataset without the property. xtuner uses the dataset for nothing else.
+        lengths = _WithLengths(dataset, length_property, dataset_lengths(dataset, length_property))
+        super().__init__(lengths, per_device_batch_size, length_property, mega_batch_mult,
+                         seed, round_up)
         self.dataset = dataset
-        self.lengths = dataset_lengths(dataset, length_property)
-        self.seed = sync_random_seed() if seed is None else seed
-        self.round_up = round_up
-        n = len(self.lengths)
-        if round_up:
-            self.num_samples = math.ceil(n / world_size)
-            self.total_size = self.num_samples * world_size
-        else:
-            self.num_samples = math.ceil((n - rank) / world_size)
-            self.total_size = n
-        if mega_batch_mult is None:
-            mega_batch_mult = max(1, min(50, n // (4 * per_device_batch_size * world_size)))
-        self.group_size = mega_batch_mult * per_device_batch_size * world_size
-        self.epoch = 0
         self.start = 0
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        indices = length_grouped_indices(self.lengths, self.group_size, generator)
-        if self.round_up and indices:
-            indices = (indices * math.ceil(self.total_size / len(indices)))[: self.total_size]
-        mine = indices[self.rank:self.total_size:self.world_size]
+        indices = list(super().__iter__())
         start, self.start = self.start, 0
-        return iter(mine[start:])
+        return iter(indices[start:])
 
     def __len__(self) -> int:
         return self.num_samples - self.start
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use a new shuffle for this epoch (mmengine calls it at every epoch)."""
-        self.epoch = epoch
-
     def set_resume_position(self, samples_seen: int) -> None:
-        """Start the next iteration after this rank's first `samples_seen` indices of the
-        current epoch (resume mid-epoch without loading the skipped samples)."""
+        """Start the next pass after this rank's first `samples_seen` indices of the
+        current epoch (resume mid-epoch without loading the skipped samples).
+
+        Raises:
+            ValueError: `samples_seen` outside [0, samples per rank].
+        """
         if not 0 <= samples_seen <= self.num_samples:
             raise ValueError(f"samples_seen must be in [0, {self.num_samples}], got {samples_seen}")
         self.start = samples_seen
+
+
+class _WithLengths:
+    """A dataset's size and its lengths as a list, under the name xtuner reads."""
+
+    def __init__(self, dataset: Dataset, length_property: str, lengths: list[int]) -> None:
+        self.dataset = dataset
+        setattr(self, length_property, lengths)
+
+    def __len__(self) -> int:
+        return len(self.dataset)

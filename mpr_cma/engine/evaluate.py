@@ -1,9 +1,9 @@
 """Glue of `tools/test.py` inference: build the model, find the data, evaluate one split.
 
-`build_eval_model` builds the config's model without its pretrained base weights (the
-checkpoint replaces them all; loading InternVL / SAM-2 first would only cost time) and
-loads the checkpoint strictly (`load_eval_checkpoint`), or keeps the random init when asked
-explicitly. `split_location` maps (dataset, split) to DATA_ROOT paths of data/README.md,
+`build_eval_model` builds the config's model for a checkpoint and loads it with the one
+strict loader (`mpr_cma.checkpoint.build_and_load`: every kind convert_ckpt.py and
+predict.py take), or keeps the random init when asked explicitly. `split_location` maps
+(dataset, split) to DATA_ROOT paths of data/README.md,
 in our layout or Sa2VA's (`mpr_cma.datasets.layouts`); `evaluate_split` runs
 `run_refcoco` / `run_refvos` on it.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
+from mpr_cma.checkpoint.load import build_and_load, build_model
+from mpr_cma.checkpoint.resolve import resolve_checkpoint
 from mpr_cma.datasets.layouts import find_meta_file, locate_refcoco, locate_video_split
 from mpr_cma.datasets.refcoco_format import instances_path, read_refs, refs_path
 from mpr_cma.datasets.refvos_format import DATASET_ANNO_ID_RULES
 from mpr_cma.engine.config import load_config
-from mpr_cma.engine.eval_checkpoint import load_eval_checkpoint, resolve_checkpoint
 from mpr_cma.engine.inference_runner import run_refcoco, run_refvos
-from mpr_cma.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +55,20 @@ def build_eval_model(config: str | Path, checkpoint: str | Path | None,
 
     Raises:
         FileNotFoundError, CorruptCheckpointError, CheckpointKeyError: see
-            `load_eval_checkpoint` (every message names the file).
+            `mpr_cma.checkpoint.load_checkpoint` (every message names the file).
     """
     if checkpoint is not None:
         resolve_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options)
-    model_cfg = cfg.model
-    if checkpoint is not None:
-        if "mllm_pretrained" in model_cfg:
-            model_cfg.mllm_pretrained = None
-        if "ckpt_path" in model_cfg.get("grounding", {}):
-            model_cfg.grounding.ckpt_path = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        model = MODELS.build(model_cfg)
     info = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_kind": None,
             "random_init": checkpoint is None, "init_seed": init_seed}
     if checkpoint is None:
         logger.warning("--random-init: evaluating the untrained model of %s", config)
+        model = build_model(cfg.model, pretrained=True, seed=init_seed)
     else:
-        loaded = load_eval_checkpoint(model, checkpoint)
-        info.update(checkpoint=str(loaded.path), checkpoint_sha256=loaded.sha256,
-                    checkpoint_kind=loaded.kind)
+        model, loaded = build_and_load(cfg.model, checkpoint, seed=init_seed)
+        info.update(checkpoint=str(loaded.info.path), checkpoint_sha256=loaded.info.sha256,
+                    checkpoint_kind=loaded.info.kind)
     model = model.to(device or torch.device("cpu")).eval()
     return model, info
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
+from mpr_cma.checkpoint.load import build_and_load, build_model
 from mpr_cma.datasets import sa2va_collate
-from mpr_cma.engine.consolidate import build_model, load_weights
 from mpr_cma.registry import DATASETS
 
 __all__ = ["held_out_loss"]
@@ -35,8 +35,8 @@ def held_out_loss(cfg: Config, weights: str | Path | None, split: str = "val",
 
     Args:
         cfg: a config from `load_config` (its data root must hold `split`).
-        weights: a checkpoint for `load_weights` (training checkpoint, work dir, HF
-            folder), or None for the untrained init of `init_seed` (as tools/test.py).
+        weights: a checkpoint of any kind (`mpr_cma.checkpoint.build_and_load`), or None
+            for the untrained init of `init_seed` (as tools/test.py).
         split: the RefCOCO split to read. count: samples (one batch).
 
     Returns:
@@ -48,9 +48,10 @@ def held_out_loss(cfg: Config, weights: str | Path | None, split: str = "val",
     samples = samples[:count]
     if not samples:
         raise ValueError(f"held_out_loss: no {split} sample")
-    model = build_model(cfg.model, pretrained=False, seed=init_seed)
-    if weights is not None:
-        load_weights(model, weights)
+    if weights is None:
+        model = build_model(cfg.model, pretrained=False, seed=init_seed)
+    else:
+        model = build_and_load(cfg.model, weights, seed=init_seed)[0]
     pad = model.tokenizer.pad_token_id
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

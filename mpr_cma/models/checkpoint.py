@@ -35,18 +35,20 @@ import torch
 from peft import PeftModel
 from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora import LoraLayer
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from mpr_cma.models.mllm.internvl import CheckpointMismatchError
+from mpr_cma.checkpoint.errors import CheckpointKeyError, CorruptCheckpointError
+from mpr_cma.checkpoint.files import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    WEIGHTS_NAME,
+    read_safetensors_folder,
+)
 
 logger = logging.getLogger(__name__)
 
 NEW_KEY_PREFIX = "mpr_cma."
-CONFIG_NAME = "mpr_cma_config.json"
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
 FORMAT_VERSION = 1
 # (our prefix, checkpoint prefix) of the parts that exist in a Sa2VA release.
 SA2VA_PREFIXES = (("mllm.vision_model.", "vision_model."), ("mllm.mlp1.", "mlp1."),
@@ -57,37 +59,19 @@ _SAM2_RENAME = {"gamma": "g_weight"}
 _EMBED_KEY = "language_model.model.embed_tokens.weight"
 
 
-class CorruptCheckpointError(ValueError):
-    """A checkpoint file exists but cannot be parsed (the message names the file)."""
-
-
-class Sa2VACheckpointMismatchError(CheckpointMismatchError):
-    """`CheckpointMismatchError` naming the folder; keys are given as in the checkpoint."""
-
-    def __init__(self, folder: Path, missing: list[str], unexpected: list[str],
-                 mismatched: list[str]):
-        super().__init__(missing, unexpected, mismatched)
-        self.folder = folder
-        self.args = (f"{folder}: {self.args[0]}",)
-
-
 @dataclass
 class LoadReport:
-    """What `load_sa2va_hf` did, in our model's key names (`ignored`: checkpoint names).
+    """What `load_sa2va_hf` did, in our model's key names.
 
     Attributes:
         loaded: model keys copied from the checkpoint.
         new_initialised: model keys absent from the checkpoint by design, left at their
             init: LoRA A (B is set to 0, so the model equals the merged release) and, for a
             plain Sa2VA release (no `mpr_cma.` keys), the new MBA / TMC / text_token_fcs.
-        ignored: checkpoint keys the model does not have (only when strict=False).
-        missing: model keys the checkpoint lacks (only when strict=False).
     """
 
     loaded: list[str] = field(default_factory=list)
     new_initialised: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- key mapping
@@ -275,46 +259,6 @@ def write_safetensors_folder(state: dict[str, Tensor], folder: str | Path,
     return paths
 
 
-def _load_file(path: Path) -> dict[str, Tensor]:
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CorruptCheckpointError(f"cannot read safetensors file {path}: {err}") from err
-
-
-def read_sa2va_folder(folder: str | Path) -> dict[str, Tensor]:
-    """Read `model.safetensors` or the shards of `model.safetensors.index.json`.
-
-    Raises:
-        FileNotFoundError: the folder, the weights or a listed shard is missing (named).
-        CorruptCheckpointError: a file cannot be parsed (named).
-        Sa2VACheckpointMismatchError: the index lists keys that its shards lack.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
-    index, single = folder / INDEX_NAME, folder / WEIGHTS_NAME
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise CorruptCheckpointError(f"cannot read shard index {index}: {err!r}") from err
-        shards = sorted(set(weight_map.values()))
-        for shard in shards:
-            if not (folder / shard).is_file():
-                raise FileNotFoundError(f"shard listed in {index} not found: {folder / shard}")
-        state: dict[str, Tensor] = {}
-        for shard in shards:
-            state.update(_load_file(folder / shard))
-        absent = sorted(set(weight_map) - set(state))
-        if absent:
-            raise Sa2VACheckpointMismatchError(folder, absent, [], [])
-        return state
-    if single.is_file():
-        return _load_file(single)
-    raise FileNotFoundError(f"no weights in {folder}: expected {single.name} or {index.name}")
-
-
 def _model_summary(model: nn.Module, model_config: dict | None, dtype: torch.dtype | None
                    ) -> dict:
     mllm, grounding = model.mllm, model.grounding
@@ -378,33 +322,32 @@ def _check_vocabulary(state: dict[str, Tensor], model: nn.Module, folder: Path) 
 
 
 @torch.no_grad()
-def load_sa2va_hf(model: nn.Module, folder: str | Path, strict: bool = True) -> LoadReport:
+def load_sa2va_hf(model: nn.Module, folder: str | Path) -> LoadReport:
     """Load a Sa2VA-1B HF release, or a folder written by `save_sa2va_hf`, into `model`.
 
-    LLM weights go into the base weights of the LoRA-wrapped LLM; every LoRA B is set to 0
-    (A keeps its init), so the model computes what the merged checkpoint computes. When
-    the checkpoint has no `mpr_cma.` key (a plain Sa2VA release) the new parameters (MBA,
-    TMC heads, text_token_fcs) keep their init and are reported as new; when it has any,
-    all of them must be present.
+    Strict: every checkpoint key must map to a model key and every model key must be in
+    the checkpoint, with two exceptions by design. LLM weights go into the base weights of
+    the LoRA-wrapped LLM; every LoRA B is set to 0 (A keeps its init), so the model
+    computes what the merged checkpoint computes. When the checkpoint has no `mpr_cma.`
+    key (a plain Sa2VA release) the new parameters (MBA, TMC heads, text_token_fcs) keep
+    their init and are reported as new; when it has any, all of them must be present.
 
     Args:
         model: a materialised `Sa2VAMBA` whose tokenizer already has Sa2VA's tokens.
         folder: HF folder (single file or sharded).
-        strict: missing / unexpected keys are an error; False loads what matches and
-            reports the rest. Shape mismatches are always an error.
 
     Returns:
         `LoadReport`.
 
     Raises:
-        FileNotFoundError / CorruptCheckpointError: see `read_sa2va_folder`.
+        FileNotFoundError / CorruptCheckpointError: see `read_safetensors_folder`.
         ValueError: the checkpoint's vocabulary differs from len(model.tokenizer), or the
             model is on the meta device.
-        Sa2VACheckpointMismatchError: key or shape mismatches (checkpoint names, listed).
+        CheckpointKeyError: key or shape mismatches (checkpoint key names, listed).
     """
     _require_materialised(model, "load_sa2va_hf")
     folder = Path(folder)
-    state = read_sa2va_folder(folder)
+    state = read_safetensors_folder(folder)
     _check_vocabulary(state, model, folder)
     mapping, expected = sa2va_key_map(model), model.state_dict()
     plain_release = not any(k.startswith(NEW_KEY_PREFIX) for k in state)
@@ -414,30 +357,25 @@ def load_sa2va_hf(model: nn.Module, folder: str | Path, strict: bool = True) -> 
             report.new_initialised.append(key)
         elif target not in state:
             missing.append(target)
-            report.missing.append(key)
         elif state[target].shape != expected[key].shape:
             mismatched.append(f"{target} checkpoint {tuple(state[target].shape)} vs model "
                               f"{tuple(expected[key].shape)}")
         else:
             to_load[key] = state[target]
-    report.ignored = sorted(set(state) - {t for t in mapping.values() if t is not None})
-    if mismatched or (strict and (missing or report.ignored)):
-        raise Sa2VACheckpointMismatchError(folder, sorted(missing) if strict else [],
-                                           report.ignored if strict else [], mismatched)
-    model.load_state_dict(to_load, strict=False)
+    unexpected = sorted(set(state) - {t for t in mapping.values() if t is not None})
+    if missing or unexpected or mismatched:
+        raise CheckpointKeyError(folder, missing, unexpected, mismatched)
+    model.load_state_dict(to_load, strict=False)  # the rest: new_initialised, by design
     for layer in _peft_structure(model)[1].values():
         for adapter in layer.lora_B:
             layer.lora_B[adapter].weight.zero_()
     report.loaded = list(to_load)
-    if missing or report.ignored:
-        logger.warning("%s: %d model keys missing from the checkpoint, %d checkpoint keys "
-                       "ignored (strict=False)", folder, len(missing), len(report.ignored))
     if plain_release and any(mapping[k] for k in report.new_initialised):
         logger.info("%s: plain Sa2VA checkpoint; new parameters keep their init: %s", folder,
                     sorted({k.rsplit(".", 1)[0] for k in report.new_initialised if mapping[k]}))
     return report
 
 
-__all__ = ["CorruptCheckpointError", "LoadReport", "NEW_KEY_PREFIX", "Sa2VACheckpointMismatchError",
-           "export_sa2va_state_dict", "load_sa2va_hf", "read_sa2va_folder", "sa2va_key_map",
-           "save_sa2va_hf", "write_safetensors_folder"]
+__all__ = ["CONFIG_NAME", "CheckpointKeyError", "CorruptCheckpointError", "INDEX_NAME",
+           "LoadReport", "NEW_KEY_PREFIX", "WEIGHTS_NAME", "export_sa2va_state_dict",
+           "load_sa2va_hf", "sa2va_key_map", "save_sa2va_hf", "write_safetensors_folder"]

@@ -22,7 +22,7 @@ import mpr_cma.models  # noqa: F401
 from mpr_cma.datasets.fake_refer import FakeReferDataset
 from mpr_cma.datasets.repeat import RepeatedDataset
 from mpr_cma.engine.config import RUNNER_FIELDS, load_config, unused_fields
-from mpr_cma.engine.loops import EpochsAsItersTrainLoop
+from mpr_cma.engine.loops import ResumableTrainLoop
 from mpr_cma.engine.runner import scope_collate_functions
 from mpr_cma.models.mllm.tokenizer import tiny_tokenizer_path
 from mpr_cma.registry import DATASETS, HOOKS, METRICS, MODELS
@@ -173,7 +173,7 @@ def build_train_loop(cfg, dataset_length: int = EPOCH):
     runner = SimpleNamespace(visualizer=SimpleNamespace(), _randomness_cfg={}, seed=0)
     train_cfg = dict(cfg.train_cfg)
     train_cfg.pop("type")
-    return EpochsAsItersTrainLoop(runner, loader, **train_cfg)
+    return ResumableTrainLoop(runner, loader, **train_cfg)
 
 
 def build_val_loop(cfg):

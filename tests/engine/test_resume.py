@@ -1,5 +1,5 @@
 """Resume without re-reading data (mpr_cma.engine.resume): a tiny mmengine run through
-EpochsAsItersTrainLoop, checkpointed every iteration and resumed at iteration k, draws
+ResumableTrainLoop, checkpointed every iteration and resumed at iteration k, draws
 exactly the batches the uninterrupted run drew at k + 1, k + 2, ..., and loads no sample
 of the first k batches (the dataset counts its __getitem__ calls)."""
 
@@ -11,7 +11,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader, Dataset
 
-import mpr_cma.engine  # noqa: F401  (registers EpochsAsItersTrainLoop)
+import mpr_cma.engine  # noqa: F401  (registers ResumableTrainLoop)
 from mpr_cma.datasets.samplers import LengthGroupedSampler
 from mpr_cma.engine.resume import resume_position, start_sampler_at
 
@@ -58,11 +58,11 @@ class Recorder(BaseModel):
 
 
 def train(work_dir, name: str, sampler: str, resume_from=None,
-          loop: str = "EpochsAsItersTrainLoop") -> tuple[list[list[int]], list[int]]:
+          loop: str = "ResumableTrainLoop") -> tuple[list[list[int]], list[int]]:
     """Train; return the batches the model saw and the indices the dataset loaded."""
     dataset, model = CountingDataset(), Recorder()
     LOADED.clear()
-    train_cfg = (dict(type=loop, max_epochs=EPOCHS) if loop == "EpochsAsItersTrainLoop"
+    train_cfg = (dict(type=loop, max_epochs=EPOCHS) if loop == "ResumableTrainLoop"
                  else dict(type=loop, max_iters=TOTAL))
     runner = Runner(
         model=model, work_dir=str(work_dir), experiment_name=name,
@@ -149,3 +149,19 @@ def test_start_sampler_at_skips_indices_once(make):
     assert start_sampler_at(loader, 1, 2 * BATCH)
     assert list(loader) == epoch1[2:]
     assert list(loader) == epoch1  # later passes are whole again
+
+
+def test_fractional_epochs_are_floored():
+    """xtuner's loop hands 0.5 * 5 = 2.5 iterations to mmengine, which refuses a non-whole
+    count; ResumableTrainLoop floors it, as the schedulers' epoch bounds are floored."""
+    from types import SimpleNamespace
+
+    from mpr_cma.engine.loops import ResumableTrainLoop
+
+    loader = DataLoader(list(range(NUM_SAMPLES)), batch_size=BATCH)
+    runner = SimpleNamespace(visualizer=SimpleNamespace(), _randomness_cfg={}, seed=0)
+    assert ResumableTrainLoop(runner, loader, max_epochs=0.5).max_iters == 2
+    assert ResumableTrainLoop(runner, loader, max_epochs=3).max_iters == 15
+    assert ResumableTrainLoop(runner, loader, max_iters=4).max_iters == 4
+    with pytest.raises(RuntimeError, match="Only one of"):
+        ResumableTrainLoop(runner, loader, max_iters=4, max_epochs=1)

@@ -7,20 +7,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mpr_cma.checkpoint.errors import CheckpointKeyError, CorruptCheckpointError
+from mpr_cma.checkpoint.files import read_safetensors_folder as read_sa2va_folder
 from mpr_cma.engine.config import load_config
 from mpr_cma.models.checkpoint import (
     NEW_KEY_PREFIX,
-    CorruptCheckpointError,
-    Sa2VACheckpointMismatchError,
     export_sa2va_state_dict,
     load_sa2va_hf,
     parse_size,
-    read_sa2va_folder,
     sa2va_key_map,
     save_sa2va_hf,
     write_safetensors_folder,
 )
-from mpr_cma.models.mllm.internvl import CheckpointMismatchError
 from mpr_cma.registry import MODELS
 from tests.models.test_sa2va import CONFIGS, build, make_batch
 
@@ -123,7 +121,7 @@ def test_saved_folder_contents(saved, model):
 def test_round_trip_gives_identical_tensors_and_masks(model, saved):
     loaded = fresh(seed=1)
     report = load_sa2va_hf(loaded, saved)
-    assert report.ignored == [] and report.missing == []
+    assert set(report.loaded) | set(report.new_initialised) == set(model.state_dict())
     assert set(report.new_initialised) == {k for k in model.state_dict() if is_lora(k)}
     ours, theirs = model.state_dict(), loaded.state_dict()
     for key, value in ours.items():
@@ -214,7 +212,7 @@ def test_plain_sa2va_release_reports_new_parameters(model, tmp_path):
 def test_our_folder_must_hold_every_new_parameter(model, tmp_path):
     state = export_sa2va_state_dict(model)
     del state["mpr_cma.grounding.mba.gamma"]
-    with pytest.raises(Sa2VACheckpointMismatchError, match=r"mpr_cma\.grounding\.mba\.gamma"):
+    with pytest.raises(CheckpointKeyError, match=r"mpr_cma\.grounding\.mba\.gamma"):
         load_sa2va_hf(fresh(), write_variant(state, tmp_path))
 
 
@@ -225,31 +223,28 @@ def test_our_folder_must_hold_every_new_parameter(model, tmp_path):
 def test_removed_key_is_named(model, tmp_path, key):
     state = export_sa2va_state_dict(model)
     del state[key]
-    with pytest.raises(CheckpointMismatchError, match=r"missing keys \(1\): " + key.replace(
+    with pytest.raises(CheckpointKeyError, match=r"missing keys \(1\): " + key.replace(
             ".", r"\.")) as info:
         load_sa2va_hf(fresh(), write_variant(state, tmp_path))
     assert str(tmp_path / "variant") in str(info.value)
 
 
-def test_renamed_key_is_named_and_non_strict_reports_it(model, tmp_path):
+def test_renamed_key_is_named(model, tmp_path):
     state = export_sa2va_state_dict(model)
     state["text_hidden_fcs.1.weight"] = state.pop("text_hidden_fcs.0.weight")
     folder = write_variant(state, tmp_path)
-    with pytest.raises(Sa2VACheckpointMismatchError) as info:
+    with pytest.raises(CheckpointKeyError) as info:
         load_sa2va_hf(fresh(), folder)
     assert info.value.missing == ["text_hidden_fcs.0.weight"]
     assert info.value.unexpected == ["text_hidden_fcs.1.weight"]
-    assert "text_hidden_fcs.1.weight" in str(info.value)
-    report = load_sa2va_hf(fresh(), folder, strict=False)
-    assert report.ignored == ["text_hidden_fcs.1.weight"]
-    assert report.missing == ["text_hidden_fcs.0.weight"]
+    assert "text_hidden_fcs.1.weight" in str(info.value) and info.value.file == folder
 
 
 def test_shape_mismatch_is_named(model, tmp_path):
     state = export_sa2va_state_dict(model)
     state["mlp1.1.bias"] = torch.zeros(3)
-    with pytest.raises(Sa2VACheckpointMismatchError, match=r"mlp1\.1\.bias checkpoint \(3,\)"):
-        load_sa2va_hf(fresh(), write_variant(state, tmp_path), strict=False)
+    with pytest.raises(CheckpointKeyError, match=r"mlp1\.1\.bias checkpoint \(3,\)"):
+        load_sa2va_hf(fresh(), write_variant(state, tmp_path))
 
 
 def test_vocabulary_size_mismatch_names_both_sizes(model, tmp_path):

@@ -11,15 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from mpr_cma.engine.config import load_config
-from mpr_cma.engine.consolidate import (
+from mpr_cma.checkpoint import (
     MODEL_STATES,
+    CheckpointKeyError,
+    CorruptCheckpointError,
     build_model,
-    load_weights,
+    load_checkpoint,
     read_checkpoint,
-    summarize_state,
 )
-from mpr_cma.models.checkpoint import CorruptCheckpointError, read_sa2va_folder
+from mpr_cma.checkpoint import read_safetensors_folder as read_sa2va_folder
+from mpr_cma.engine.config import load_config
 from mpr_cma.models.inference import predict_image
 from tests.engine.test_train_e2e import ROOT, dist_train
 
@@ -84,7 +85,7 @@ def test_zero2_round_trip_is_lossless(zero2_run, image, tmp_path, capsys):
     results = []
     for source in (ckpt, tmp_path / "hf1", tmp_path / "init.pth"):
         model = build_model(cfg, pretrained=False, seed=1)
-        load_weights(model, source)
+        load_checkpoint(model, source)
         results.append(_masks(model, image))
     for other in results[1:]:
         assert other["mask"].shape == (40, 52)
@@ -122,23 +123,25 @@ def test_corrupted_checkpoint_files_are_named(zero2_run, tmp_path):
     with pytest.raises(CorruptCheckpointError, match=str(pth)):
         read_checkpoint(pth)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+    with pytest.raises(CorruptCheckpointError, match="not a checkpoint folder"):
         read_checkpoint(tmp_path / "empty")
+    (tmp_path / "work" / "iter_4.pth").mkdir(parents=True)  # a save that never finished
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        read_checkpoint(tmp_path / "work")
 
 
-def test_mmengine_pth_without_frozen_parameters_is_completed(tmp_path, capsys):
+def test_mmengine_pth_without_frozen_parameters_needs_pretrained_weights(tmp_path, capsys):
+    """The tiny config names no pretrained weights: a checkpoint without its frozen
+    parameters cannot be completed (tests/checkpoint/test_load.py covers the accepted case)."""
     cfg = load_config(TINY).model
     model = build_model(cfg, pretrained=False, seed=3)
     trainable = {k for k, p in model.named_parameters() if p.requires_grad}
     state = {k: v for k, v in model.state_dict().items() if k in trainable}
     torch.save({"state_dict": state, "meta": {"iter": 7}}, tmp_path / "iter_7.pth")
-    convert.main(["to-hf", str(tmp_path / "iter_7.pth"), str(tmp_path / "hf"),
-                  "--config", str(TINY), "--dtype", "bf16"])
-    printed = capsys.readouterr().out
-    assert "read mmengine checkpoint" in printed and "were taken from the config" in printed
-    exported = read_sa2va_folder(tmp_path / "hf")
-    assert summarize_state(exported)["dtypes"] == {"torch.bfloat16": len(exported)}
-    assert any(k.startswith("vision_model.") for k in exported)   # frozen: filled
+    with pytest.raises(CheckpointKeyError, match="none in this config"):
+        convert.main(["to-hf", str(tmp_path / "iter_7.pth"), str(tmp_path / "hf"),
+                      "--config", str(TINY), "--dtype", "bf16"])
+    assert "read mmengine checkpoint" in capsys.readouterr().out
 
 
 def test_from_hf_output_is_accepted_by_load_from(zero2_run, tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mpr_cma.checkpoint import build_model
 from mpr_cma.engine.config import load_config
-from mpr_cma.engine.consolidate import build_model
 from mpr_cma.models.checkpoint import save_sa2va_hf
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,14 +22,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mpr_cma.datasets import write_refvos_split
-from mpr_cma.engine.eval_checkpoint import (
+from mpr_cma.checkpoint import (
     CheckpointKeyError,
-    load_eval_checkpoint,
+    CorruptCheckpointError,
+    load_checkpoint,
     resolve_checkpoint,
 )
+from mpr_cma.datasets import write_refvos_split
 from mpr_cma.engine.inference_runner import merge_shards, shard_indices
-from mpr_cma.models.checkpoint import CorruptCheckpointError, save_sa2va_hf
+from mpr_cma.models.checkpoint import save_sa2va_hf
 from tests.datasets._train_data import write_refcoco_root, write_refvos_root
 from tests.models.test_sa2va import build
 from tests.tools.test_test_cli import REPO, RESULT_FIELDS, TEST_PY, test_tool  # noqa: F401
@@ -160,14 +161,14 @@ def test_bad_checkpoints_are_named(test_tool, env, tmp_path):  # noqa: F811
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(CorruptCheckpointError, match="broken.pth"):
-        load_eval_checkpoint(env["model"], broken)
+        load_checkpoint(env["model"], broken)
     state = dict(env["state"])
     state.pop(next(iter(state)))
     state["extra.weight"] = torch.zeros(1)
     torch.save({"state_dict": state}, tmp_path / "keys.pth")
-    with pytest.raises(CheckpointKeyError, match=r"keys.pth.*missing 1 keys.*unexpected 1 keys: "
-                                                 r"extra.weight"):
-        load_eval_checkpoint(env["model"], tmp_path / "keys.pth")
+    with pytest.raises(CheckpointKeyError, match=r"keys.pth.*missing keys \(1\).*unexpected keys "
+                                                 r"\(1\): extra.weight"):
+        load_checkpoint(env["model"], tmp_path / "keys.pth")
     with pytest.raises(CorruptCheckpointError, match="not a checkpoint folder"):
         resolve_checkpoint(env["data"])
 

@@ -28,9 +28,10 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 
-# Iteration-based loop over `max_epochs` epochs (xtuner's TrainLoop, as Sa2VA trains), so
-# checkpoints and resume work at any iteration.
-train_cfg = dict(type='EpochsAsItersTrainLoop', max_epochs='${max_epochs}',
+# Iteration-based loop over `max_epochs` epochs: xtuner's TrainLoop, as Sa2VA trains, so
+# checkpoints and resume work at any iteration; ResumableTrainLoop (mpr_cma.engine.loops)
+# only adds a resume that does not re-read the batches already trained on.
+train_cfg = dict(type='ResumableTrainLoop', max_epochs='${max_epochs}',
                  val_interval='${max(val_interval, 1)}')
 
 runner_type = 'FlexibleRunner'

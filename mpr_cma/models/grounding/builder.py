@@ -14,6 +14,9 @@ import torch
 from sam2.build_sam import build_sam2
 from torch import nn
 
+from mpr_cma.checkpoint.errors import CorruptCheckpointError
+from mpr_cma.checkpoint.files import torch_load
+from mpr_cma.checkpoint.keys import load_strict
 from mpr_cma.models.grounding.sam2_base import LanguagePromptSAM2
 
 DEFAULT_SAM2_CONFIG = "configs/sam2/sam2_hiera_l.yaml"
@@ -135,22 +138,16 @@ def load_sam2_checkpoint(model: nn.Module, ckpt_path: str | PathLike) -> None:
 
     Raises:
         FileNotFoundError: the file does not exist (the message names the path).
-        ValueError: the file is not a dict with a "model" state dict.
-        KeyError: missing or unexpected keys (all of them are listed); nothing is loaded.
+        CorruptCheckpointError: the file cannot be read, or is not a dict with a "model"
+            state dict (named).
+        CheckpointKeyError: missing or unexpected keys or shapes (all listed); nothing is
+            loaded.
     """
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"SAM-2 checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = torch_load(path, weights_only=True)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise ValueError(f"{path}: expected a SAM-2 checkpoint {{'model': state_dict}}")
-    state = checkpoint["model"]
-    expected = set(model.state_dict())
-    missing = sorted(expected - set(state))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise KeyError(
-            f"{path} does not match the SAM-2 model: missing keys {missing}, "
-            f"unexpected keys {unexpected}"
-        )
-    model.load_state_dict(state, strict=True)
+        raise CorruptCheckpointError(f"{path}: expected a SAM-2 checkpoint "
+                                     "{'model': state_dict}")
+    load_strict(model, checkpoint["model"], path)

@@ -16,21 +16,18 @@ from mpr_cma.models.mllm.configs import (
 )
 from mpr_cma.models.mllm.intern_vit import InternVisionModel
 from mpr_cma.models.mllm.internvl import (
-    CheckpointMismatchError,
     InternVLChatModel,
     build_internvl_from_preset,
     count_parameters,
     llm_linear_module_names,
     load_internvl_checkpoint,
     pixel_shuffle,
-    read_safetensors_folder,
 )
 
 __all__ = [
     "INTERNVL2_5_IMG_CONTEXT_TOKEN_ID",
     "TINY_IMG_CONTEXT_TOKEN_ID",
     "TINY_TOKENIZER_VOCAB_SIZE",
-    "CheckpointMismatchError",
     "InternVLChatModel",
     "InternVisionModel",
     "count_parameters",
@@ -40,6 +37,5 @@ __all__ = [
     "llm_linear_module_names",
     "load_internvl_checkpoint",
     "pixel_shuffle",
-    "read_safetensors_folder",
     "tiny_internvl_config",
 ]

@@ -17,15 +17,15 @@ Loading real weights: build the model, `load_internvl_checkpoint(model, folder)`
 LLM's keys, so load first).
 """
 
-import json
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from transformers import PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from mpr_cma.checkpoint.files import read_safetensors_folder
+from mpr_cma.checkpoint.keys import load_strict
 from mpr_cma.models.mllm.configs import internvl_preset
 from mpr_cma.models.mllm.intern_vit import InternVisionModel
 from mpr_cma.registry import MODELS
@@ -299,44 +299,6 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
                 trainable=sum(p.numel() for p in params if p.requires_grad))
 
 
-class CheckpointMismatchError(RuntimeError):
-    """Checkpoint keys or shapes differ from the model's; lists every offending key."""
-
-    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str]):
-        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
-        parts = [f"{label} ({len(keys)}): {', '.join(keys)}" for label, keys in
-                 (("missing keys", missing), ("unexpected keys", unexpected),
-                  ("shape mismatches", mismatched)) if keys]
-        super().__init__("checkpoint does not match the model; " + "; ".join(parts))
-
-
-def read_safetensors_folder(folder: str | Path) -> dict[str, Tensor]:
-    """Read an HF folder's `model.safetensors`, or its shards via `model.safetensors.index.json`.
-
-    Raises:
-        FileNotFoundError: the folder, the weights file or a shard is missing (names it).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
-    index, single = folder / "model.safetensors.index.json", folder / "model.safetensors"
-    if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        state: dict[str, Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            path = folder / shard
-            if not path.is_file():
-                raise FileNotFoundError(f"shard listed in {index} not found: {path}")
-            state.update(load_file(str(path), device="cpu"))
-        absent = sorted(set(weight_map) - set(state))
-        if absent:
-            raise CheckpointMismatchError(absent, [], [])
-        return state
-    if single.is_file():
-        return load_file(str(single), device="cpu")
-    raise FileNotFoundError(f"no weights in {folder}: expected {single.name} or {index.name}")
-
-
 def load_internvl_checkpoint(
     model: nn.Module, folder: str | Path, ignore_prefixes: tuple[str, ...] = ()
 ) -> None:
@@ -350,7 +312,8 @@ def load_internvl_checkpoint(
 
     Raises:
         FileNotFoundError: missing folder or file (named).
-        CheckpointMismatchError: missing/unexpected keys or shape mismatches (listed).
+        CorruptCheckpointError: a weights file cannot be parsed (named).
+        CheckpointKeyError: missing/unexpected keys or shape mismatches (listed).
         ValueError: the model has meta tensors (nothing to copy into).
     """
     if any(p.is_meta for p in model.parameters()):
@@ -358,24 +321,15 @@ def load_internvl_checkpoint(
                          "on a real device first")
     state = {k: v for k, v in read_safetensors_folder(folder).items()
              if not k.startswith(ignore_prefixes)}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [f"{k} checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(missing, unexpected, mismatched)
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, folder)
 
 
 __all__ = [
-    "CheckpointMismatchError",
     "InternVLChatModel",
     "count_parameters",
     "llm_linear_module_names",
     "load_internvl_checkpoint",
     "pixel_shuffle",
-    "read_safetensors_folder",
 ]
 
 

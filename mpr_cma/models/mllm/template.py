@@ -25,7 +25,11 @@ InternVL2.5's own `chat()` uses the same format with a system turn,
 `<|im_start|>system\\n{INTERNVL25_SYSTEM_PROMPT}<|im_end|>\\n`; pass
 `system=INTERNVL25_SYSTEM_PROMPT` to reproduce it.
 
-Encoding follows xtuner's `encode_fn` (which Sa2VA's datasets call): every piece is
+The template's strings are xtuner's `PROMPT_TEMPLATE.qwen_chat` (read from xtuner, not
+copied). The encoding is ours: xtuner's `encode_fn` takes LLaVA's single `<image>` token
+(IMAGE_TOKEN_INDEX) and returns no character spans, while InternVL expands images into
+`<IMG_CONTEXT>` text and TMC needs the expression's token span. It follows `encode_fn`
+(which Sa2VA's datasets call): every piece is
 tokenized on its own without BOS (Qwen has none); only the assistant answers and the
 `<|im_end|>` closing them are supervised (the suffix doubles as EOS), every other label is
 `IGNORE_INDEX`; the `\\n` separator after an answer is not supervised.
@@ -35,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
+from xtuner.utils import IGNORE_INDEX, PROMPT_TEMPLATE
 
 from mpr_cma.models.mllm.tokenizer import (
     IMG_CONTEXT_TOKEN,
@@ -44,7 +49,7 @@ from mpr_cma.models.mllm.tokenizer import (
     token_id,
 )
 
-IGNORE_INDEX = -100
+# IGNORE_INDEX (-100, the label of unsupervised tokens) is xtuner's, imported above.
 IMAGE_PLACEHOLDER = "<image>"
 # 448 px tile -> 32 x 32 ViT patches -> pixel shuffle 0.5 -> 16 x 16 = 256 LLM tokens.
 TOKENS_PER_TILE = 256
@@ -69,14 +74,30 @@ class ChatTemplate:
         stop_words: generation stops at any of these.
     """
 
-    system: str = "<|im_start|>system\n{system}<|im_end|>\n"
-    instruction: str = "<|im_start|>user\n{input}<|im_end|>\n<|im_start|>assistant\n"
-    suffix: str = "<|im_end|>"
-    sep: str = "\n"
-    stop_words: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
+    system: str
+    instruction: str
+    suffix: str = ""
+    sep: str = ""
+    stop_words: tuple[str, ...] = ()
+
+    @classmethod
+    def from_xtuner(cls, template: dict) -> "ChatTemplate":
+        """The template of one of xtuner's `PROMPT_TEMPLATE` entries (a dict of SYSTEM,
+        INSTRUCTION, SUFFIX, SEP, STOP_WORDS).
+
+        Raises:
+            ValueError: SUFFIX_AS_EOS is False (the encoding supervises the suffix as EOS).
+        """
+        if not template.get("SUFFIX_AS_EOS", True):
+            raise ValueError("xtuner template with SUFFIX_AS_EOS=False is not supported: the "
+                             "encoding supervises the suffix as the turn's EOS")
+        return cls(system=template["SYSTEM"], instruction=template["INSTRUCTION"],
+                   suffix=template.get("SUFFIX", ""), sep=template.get("SEP", ""),
+                   stop_words=tuple(template.get("STOP_WORDS", ())))
 
 
-QWEN_CHAT = ChatTemplate()
+# Sa2VA-1B's template (its configs: `prompt_template = PROMPT_TEMPLATE.qwen_chat`).
+QWEN_CHAT = ChatTemplate.from_xtuner(PROMPT_TEMPLATE.qwen_chat)
 
 
 @dataclass(frozen=True)

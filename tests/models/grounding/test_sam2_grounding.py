@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mpr_cma.checkpoint.errors import CheckpointKeyError
 from mpr_cma.models import MaskBiasedAttention
 from mpr_cma.models.grounding import (
     GroundingFeatures,
@@ -269,9 +270,9 @@ def test_checkpoint_key_errors(tmp_path):
     renamed["no_mem_embed_renamed"] = renamed.pop("no_mem_embed")
     path = tmp_path / "renamed.pt"
     torch.save({"model": renamed}, path)
-    with pytest.raises(KeyError, match="no_mem_embed_renamed") as err:
+    with pytest.raises(CheckpointKeyError, match="no_mem_embed_renamed") as err:
         load_sam2_checkpoint(model.sam2_model, path)
-    assert "'no_mem_embed'" in str(err.value)  # the missing key is listed too
+    assert err.value.missing == ["no_mem_embed"] and err.value.file == path
     missing = tmp_path / "nope" / "sam2_hiera_large.pt"
     with pytest.raises(FileNotFoundError, match="nope/sam2_hiera_large.pt"):
         SAM2Grounding(image_size=SIZE, hydra_overrides=tiny_sam2_overrides(DIM),

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from mpr_cma.checkpoint.errors import CheckpointKeyError
 from mpr_cma.models.mllm import (
     TINY_IMG_CONTEXT_TOKEN_ID,
     TINY_TOKENIZER_VOCAB_SIZE,
-    CheckpointMismatchError,
     InternVLChatModel,
     count_parameters,
     internvl2_5_1b_config,
@@ -242,14 +242,14 @@ def test_removed_or_renamed_key_is_named(tmp_path):
     removed = dict(state)
     del removed["vision_model.encoder.layers.1.ls2"]
     save_file(removed, str(tmp_path / "a" / "model.safetensors"))
-    with pytest.raises(CheckpointMismatchError, match=r"missing keys \(1\): vision_model\."
+    with pytest.raises(CheckpointKeyError, match=r"missing keys \(1\): vision_model\."
                                                       r"encoder\.layers\.1\.ls2"):
         load_internvl_checkpoint(model, tmp_path / "a")
     (tmp_path / "b").mkdir()
     renamed = dict(state)
     renamed["mlp1.2.weight"] = renamed.pop("mlp1.3.weight")
     save_file(renamed, str(tmp_path / "b" / "model.safetensors"))
-    with pytest.raises(CheckpointMismatchError) as err:
+    with pytest.raises(CheckpointKeyError) as err:
         load_internvl_checkpoint(model, tmp_path / "b")
     assert err.value.missing == ["mlp1.3.weight"] and err.value.unexpected == ["mlp1.2.weight"]
     assert "mlp1.2.weight" in str(err.value) and "mlp1.3.weight" in str(err.value)
@@ -257,7 +257,7 @@ def test_removed_or_renamed_key_is_named(tmp_path):
     (tmp_path / "c").mkdir()
     extra = state | {"grounding_encoder.x": torch.zeros(1)}
     save_file(extra, str(tmp_path / "c" / "model.safetensors"))
-    with pytest.raises(CheckpointMismatchError, match="grounding_encoder.x"):
+    with pytest.raises(CheckpointKeyError, match="grounding_encoder.x"):
         load_internvl_checkpoint(model, tmp_path / "c")
     load_internvl_checkpoint(model, tmp_path / "c", ignore_prefixes=("grounding_encoder.",))
 
@@ -265,7 +265,7 @@ def test_removed_or_renamed_key_is_named(tmp_path):
 def test_shape_mismatch_and_missing_files(tmp_path):
     model = tiny_model()
     save_hf_folder(tiny_model(vocab_size=520, img_context_token_id=CTX), tmp_path / "big")
-    with pytest.raises(CheckpointMismatchError, match=r"embed_tokens\.weight checkpoint \(520"):
+    with pytest.raises(CheckpointKeyError, match=r"embed_tokens\.weight checkpoint \(520"):
         load_internvl_checkpoint(model, tmp_path / "big")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_internvl_checkpoint(model, tmp_path / "nowhere")

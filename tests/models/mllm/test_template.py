@@ -8,6 +8,7 @@ from mpr_cma.models.mllm.template import (
     QWEN_CHAT,
     SEG_ANSWERS,
     SEG_QUESTIONS,
+    ChatTemplate,
     Turn,
     build_conversation,
     encode_conversation,
@@ -52,6 +53,16 @@ def test_system_prompt_and_generation_prompt():
         "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
     )
     assert QWEN_CHAT.stop_words == ("<|im_end|>", "<|endoftext|>")
+
+
+def test_qwen_chat_is_xtuners_and_suffix_as_eos_is_required():
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    xt = PROMPT_TEMPLATE.qwen_chat
+    assert (QWEN_CHAT.system, QWEN_CHAT.instruction, QWEN_CHAT.suffix, QWEN_CHAT.sep) == (
+        xt.SYSTEM, xt.INSTRUCTION, xt.SUFFIX, xt.SEP)
+    with pytest.raises(ValueError, match="SUFFIX_AS_EOS"):
+        ChatTemplate.from_xtuner(dict(xt, SUFFIX_AS_EOS=False))
 
 
 @pytest.mark.parametrize("tiles,per_tile", [(1, 256), (3, 256), (13, 256), (2, 4)])
