@@ -117,8 +117,9 @@ def test_sampler_splits_the_ranks(datasets, monkeypatch):
 def test_concat_from_configs_and_config_files(tmp_path):
     cfg = load_config(CONFIGS / "mba_1b.py")
     assert cfg.train_dataset.type == "ConcatDataset" and cfg.collate_fn.type == "sa2va_collate"
-    assert {d.type for d in cfg.train_dataset.datasets} == {
-        "RefCOCODataset", "RefVOSDataset", "LLaVADataset"}
+    parts = cfg.train_dataset.datasets   # each in Sa2VA's repeats (RepeatedDataset)
+    assert {d.type for d in parts} == {"RepeatedDataset"}
+    assert {d.dataset.type for d in parts} == {"RefCOCODataset", "RefVOSDataset", "LLaVADataset"}
     write_refcoco_root(tmp_path)
     write_refvos_root(tmp_path / "mevis" / "train")
     write_llava_root(tmp_path / "llava")
