@@ -28,7 +28,6 @@ from tqdm import tqdm
 from mpr_cma.datasets.synthetic_scene import COLOURS, SHAPES, render, sample_image_scene
 from mpr_cma.losses.segmentation import dice_loss, sigmoid_bce_loss
 from mpr_cma.models.grounding import SAM2Grounding
-from mpr_cma.models.grounding.builder import tiny_sam2_overrides
 
 KINDS = [(c, s) for c in COLOURS for s in SHAPES]
 # Masks of a batch: the prompted objects, and the yardsticks scored against them.
@@ -38,7 +37,9 @@ VARIANTS = {
     "demo": "the demo's SAM2Grounding (tiny preset, single mask, trained encoder)",
     "frozen_encoder": "image encoder frozen (random features), as in the paper's recipe",
     "multimask": "SAM-2's multimask output, best predicted IoU kept",
-    "heads1": "decoder attention with 1 head (head width 16 / 32 as in the real model)",
+    "shared_prompt": "control: one prompt for every kind, so nothing tells the objects apart",
+    "head_width": "decoder attention with dim // 32 heads: the real model's head widths "
+                  "(32 in self-, 16 in cross-attention) instead of 8 heads of 4 / 2",
 }
 
 
@@ -79,15 +80,27 @@ def build(variant: str, size: int, dim: int = 32) -> SAM2Grounding:
     if variant not in VARIANTS:
         raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     model = SAM2Grounding(
-        image_size=size, hydra_overrides=tiny_sam2_overrides(dim=dim), object_gating="never",
+        image_size=size, size_preset="tiny", preset_dim=dim, object_gating="never",
         train_image_encoder=variant != "frozen_encoder",
         multimask_output=variant == "multimask",
     )
-    if variant == "heads1":
+    if variant == "head_width":
         for module in model.sam2_model.sam_mask_decoder.transformer.modules():
             if hasattr(module, "num_heads"):
-                module.num_heads = 1
+                module.num_heads = max(1, dim // 32)
     return model
+
+
+class SharedPrompt(torch.nn.Module):
+    """The control's prompt table: one learned embedding returned for every kind."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(dim))
+
+    def forward(self, kinds: torch.Tensor) -> torch.Tensor:
+        """(n,) int64 -> (n, C) fp32, the same row for all."""
+        return self.weight.expand(len(kinds), -1)
 
 
 def predict(model: SAM2Grounding, prompts: torch.nn.Embedding, pixels: torch.Tensor,
@@ -120,6 +133,8 @@ def run_probe(steps: int = 300, variant: str = "demo", size: int = 64, batch: in
     torch.manual_seed(seed)
     model = build(variant, size, dim)
     prompts = torch.nn.Embedding(len(KINDS), model.hidden_dim)
+    if variant == "shared_prompt":
+        prompts = SharedPrompt(model.hidden_dim)
     params = [p for p in model.parameters() if p.requires_grad] + list(prompts.parameters())
     optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     eval_set = make_batch(np.random.default_rng([seed, 1]), n_eval, size)
