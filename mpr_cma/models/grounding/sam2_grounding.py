@@ -79,9 +79,10 @@ class SAM2Grounding(nn.Module):
         size_preset: None = the config as it is; "tiny" = `tiny_sam2_overrides()` (a
             ~0.65 M-parameter CPU model of width 32), applied before `hydra_overrides`.
         preset_dim: SAM-2 width C of the "tiny" preset (None = its default 32). At C = 32
-            the decoder cannot use a prompt: 8 heads of width 2 in cross-attention and a
-            4-channel mask embedding (C / 8); C = 128 can (scripts/probe_prompt_grounding.py,
-            docs/demo.md "Why the tiny model did not refer").
+            the decoder has 8 attention heads of width 2 in cross-attention and a 4-channel
+            mask embedding (C / 8); wider ones pick up a prompt sooner
+            (scripts/probe_prompt_grounding.py, docs/demo.md "Why the tiny model did not
+            refer").
         mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict, whose
             `dim` defaults to SAM-2's width); None = exactly Sa2VA (one decoder pass).
         train_mask_decoder: make the mask decoder trainable (Sa2VA does).
