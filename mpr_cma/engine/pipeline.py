@@ -107,8 +107,9 @@ class StepProgress:
     def __init__(self, name: str, disable: bool | None = None):
         from tqdm import tqdm  # the drivers' only tqdm use; keeps this module light
 
+        # Until a progress line comes, the elapsed time only (a step may print none).
         self.bar = tqdm(desc=name, total=None, unit="it", file=sys.stderr, disable=disable,
-                        dynamic_ncols=True, leave=True)
+                        dynamic_ncols=True, leave=True, bar_format="{desc}: {elapsed}")
 
     def __call__(self, line: str) -> None:
         """Update the bar from one output line, if it carries progress."""
@@ -119,6 +120,7 @@ class StepProgress:
             return
         done, total = int(match.group(1)), int(match.group(2))
         if self.bar.total != total:
+            self.bar.bar_format = None
             self.bar.reset(total=total)
         self.bar.n = done
         info = {}
