@@ -7,7 +7,7 @@ import pytest
 from tests.scripts._drivers import load_script
 
 # The demo's grounding width (configs/tiny/demo.py) and the probe's lr for it.
-DIM, LR, STEPS = 128, 3e-4, 300
+DIM, LR, STEPS, N_EVAL = 128, 3e-4, 300, 64
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def probe():
 
 @pytest.mark.slow
 def test_distinct_prompts_refer(probe):
-    result = probe.run_probe(steps=STEPS, dim=DIM, lr=LR, eval_every=STEPS, n_eval=64,
+    result = probe.run_probe(steps=STEPS, dim=DIM, lr=LR, eval_every=STEPS, n_eval=N_EVAL,
                              progress=False)
     every = result["yardsticks"]["every"]
     assert result["iou"] >= every + 0.05, result
@@ -26,7 +26,7 @@ def test_distinct_prompts_refer(probe):
 @pytest.mark.slow
 def test_shared_prompt_cannot_refer(probe):
     result = probe.run_probe(steps=STEPS, dim=DIM, lr=LR, variant="shared_prompt",
-                             eval_every=STEPS, n_eval=64, progress=False)
+                             eval_every=STEPS, n_eval=N_EVAL, progress=False)
     assert result["iou"] <= result["yardsticks"]["every"] + 0.02, result
 
 
