@@ -12,6 +12,7 @@ Writes, under --out (the data_root of configs/_base_/datasets/refer_seg_tiny.py)
     mevis/train/, mevis/valid_u/                    JPEGImages, meta_expressions.json,
                                                     mask_dict.json
     scenes.json                                     scene descriptions, for checking
+    tiers.json                                      the tier of every expression
 
 Images and frames are square, --image-size pixels (default 64: the tiny configs give SAM-2
 64 px and the MLLM 56 px tiles). The defaults (400 train / 60 val / 40 testA / 40 testB
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from mpr_cma.datasets.synthetic import SyntheticConfig, generate_synthetic
 
-GENERATED = ("refcoco", "coco2014", "mevis", "scenes.json")
+GENERATED = ("refcoco", "coco2014", "mevis", "tiers.json", "scenes.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,6 +24,11 @@ an interrupted sweep continues where it stopped.
 
 Writes OUT/ablation.md (mean +- sample std over seeds), OUT/ablation.csv and
 OUT/ablation.json (every run's numbers), with the "every object" yardstick for reading.
+On synthetic data (a tiers.json in --data-root) the evaluations save their masks and
+ablation.md also gets a table per tier (mpr_cma.evaluation.tiers: attribute, spatial,
+size, ordinal cIoU; motion J&F) beside the "every object" and "right shape, any instance"
+yardsticks, and marks each row's difference from the first row as beyond the seed spread
+(|mean difference| > the sum of the two sample stds) or not.
 """
 
 import argparse
@@ -41,8 +46,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mpr_cma.datasets.synthetic import TIERS, TIERS_FILE  # noqa: E402
 from mpr_cma.engine.config import ConfigReferenceError, load_config  # noqa: E402
 from mpr_cma.engine.pipeline import StepFailedError, hardware_summary, run_logged  # noqa: E402
+from mpr_cma.evaluation.tiers import refcoco_tier_scores, refvos_tier_scores  # noqa: E402
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object  # noqa: E402
 from mpr_cma.visualization import find_scalars, read_scalars, series  # noqa: E402
 
@@ -154,13 +161,17 @@ def train_and_eval(args, row: str, config: Path, seed: int) -> dict:
     train_seconds = time.perf_counter() - start
     result = {"row": row, "seed": seed, "fingerprint": key,
               "train_seconds": round(train_seconds, 1)}
+    tiered = (args.data_root / TIERS_FILE).is_file()
     for split, options in SPLITS.items():
         out = run_dir / "eval" / split
         run(["bash", str(REPO / "tools/dist_test.sh"), str(config), str(args.procs),
              "--checkpoint", str(run_dir / "train"), *options, "--data-root",
-             str(args.data_root), "--work-dir", str(out), "--no-progress"],
+             str(args.data_root), "--work-dir", str(out), "--no-progress",
+             *(["--save-masks"] if tiered else [])],
             run_dir / f"eval_{split}.log")
         result[split] = json.loads((out / "results.json").read_text())["metrics"]
+    if tiered:
+        result["tiers"] = run_tiers(args.data_root, run_dir / "eval")
     logs = find_scalars(run_dir / "train")
     steps, times = series(read_scalars(logs), "time", logs[-1])
     # The second half of the run: start-up and warm-up iterations excluded.
@@ -168,6 +179,47 @@ def train_and_eval(args, row: str, config: Path, seed: int) -> dict:
     result["iterations"] = int(steps[-1])
     (run_dir / "run.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def run_tiers(data_root: Path, eval_dir: Path) -> dict:
+    """{tier: score} of one run's saved masks: image tiers cIoU, motion J&F."""
+    image = refcoco_tier_scores(data_root, eval_dir / "refcoco_val" / "masks")["model"]
+    video = refvos_tier_scores(data_root, eval_dir / "mevis_valid_u" / "masks")["model"]
+    scores = {t: v["cIoU"] for t, v in image.items() if t != "all"}
+    scores.update({t: v["J&F"] for t, v in video.items() if t != "all"})
+    return scores
+
+
+def tier_yardsticks(data_root: Path) -> dict[str, dict[str, float]]:
+    """{"every_object" | "right_shape": {tier: score}} on the same items as `run_tiers`."""
+    image = refcoco_tier_scores(data_root, None)
+    video = refvos_tier_scores(data_root, None)
+    return {name: {**{t: v["cIoU"] for t, v in image[name].items() if t != "all"},
+                   **{t: v["J&F"] for t, v in video[name].items() if t != "all"}}
+            for name in ("every_object", "right_shape")}
+
+
+def tier_lines(table: dict, yardsticks: dict) -> list[str]:
+    """The per-tier table of ablation.md; "*" marks a row whose difference from the first
+    row exceeds the seed spread (|difference of means| > the sum of the sample stds)."""
+    tiers = [t for t in TIERS if t in yardsticks["every_object"]]
+    head = ["row", *[f"{t} ({'J&F' if t == 'motion' else 'cIoU'})" for t in tiers]]
+    lines = ["", "Per tier (mean ± sample std over seeds; * = beyond the seed spread of the "
+             "first row):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    first = next(iter(table.values()))
+    for e in table.values():
+        cells = [e["title"]]
+        for t in tiers:
+            (mean, std), (m0, s0) = e["tiers"][t], first["tiers"][t]
+            beyond = e is not first and std is not None and s0 is not None and (
+                abs(mean - m0) > std + s0)
+            cells.append(fmt(mean, std) + (" *" if beyond else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, label in (("every_object", "every object"),
+                        ("right_shape", "right shape, any instance")):
+        lines.append(f"| yardstick: {label} | "
+                     + " | ".join(f"{yardsticks[name][t]:.3f}" for t in tiers) + " |")
+    return lines
 
 
 def bench_memory(args, row: str, config: Path) -> dict:
@@ -199,6 +251,9 @@ def summarise(args, runs: list[dict], bench: dict[str, dict], yardsticks: dict) 
         for metric, split in METRICS:
             entry[metric] = mean_std([r[split][metric] for r in mine])
         entry["step_seconds"] = mean_std([r["step_seconds"] for r in mine])
+        if all("tiers" in r for r in mine):
+            entry["tiers"] = {t: mean_std([r["tiers"][t] for r in mine])
+                              for t in mine[0]["tiers"]}
         b = bench[row]
         entry["activation_mib"] = b["activation_bytes"] / 2**20
         entry["state_mib"] = b["state_bytes"] / 2**20
@@ -239,6 +294,8 @@ def write_outputs(args, table: dict, runs: list[dict], yardsticks: dict, hardwar
         for metric, value in (("cIoU", y_img["cIoU"]), ("gIoU", y_img["gIoU"]),
                               ("J&F", y_vid["J&F"])):
             writer.writerow(["every_object", metric, value, "", 1])
+    if "tiers" in yardsticks and all("tiers" in e for e in table.values()):
+        lines += tier_lines(table, yardsticks["tiers"])
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     (args.out / "ablation.json").write_text(json.dumps(
         {"args": {k: v if isinstance(v, list | int | float | None) else str(v)
@@ -262,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = {row: bench_memory(args, row, configs[row]) for row in args.rows}
     yardsticks = {"refcoco_val": refcoco_every_object(args.data_root, "refcoco", "val"),
                   "mevis_valid_u": refvos_every_object(args.data_root / "mevis" / "valid_u")}
+    if (args.data_root / TIERS_FILE).is_file():
+        yardsticks["tiers"] = tier_yardsticks(args.data_root)
     write_outputs(args, summarise(args, runs, bench, yardsticks), runs, yardsticks, hardware)
     return 0
 

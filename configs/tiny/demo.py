@@ -34,8 +34,12 @@ _demo_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=56, num_image_toke
                     sam2_image_size=64, max_length=512)
 
 criterion = dict(bce_weight=0.5, dice_weight=2.0)
+# SAM-2 width 128 (tiny preset: 32) and lr 3e-4 (was 1e-3), from the oracle-prompt probe
+# (scripts/probe_prompt_grounding.py, docs/demo.md "Why the tiny model did not refer"):
+# at lr 1e-3 the decoder plateaus near the every-object level whatever its width; at 3e-4
+# it learns to follow the prompt, and a wider decoder starts doing so sooner.
 model = dict(
-    grounding=dict(train_image_encoder=True, multimask_output=False),
+    grounding=dict(train_image_encoder=True, multimask_output=False, preset_dim=128),
     lora=None,
     freeze_vision=False,
 )
@@ -43,7 +47,7 @@ model = dict(
 max_epochs = 14
 batch_size = 2
 accumulative_counts = 1    # one micro-batch per optimizer step
-lr = 1e-3
+lr = 3e-4                  # see above: 1e-3 does not learn to follow the prompt
 save_steps = 100000        # only the final checkpoint
 save_total_limit = 1
 train_dataloader = dict(

@@ -24,6 +24,11 @@ stays still", and multi-object ones ("the two squares moving right").
     coco2014/train2014/COCO_train2014_<id:012d>.jpg
     mevis/{train,valid_u}/JPEGImages/<video>/<frame>.jpg, meta_expressions.json, mask_dict.json
     scenes.json                                        the scene descriptions (for checking)
+    tiers.json                                         the tier of every expression
+
+tiers.json labels each expression with its tier (:data:`TIERS`; :data:`TIER_OF_KIND`):
+``{"refcoco": {"<ref_id>": [tier of each sentence, in order]}, "mevis": {split: {video:
+{exp_id: tier}}}}``; `mpr_cma.evaluation.tiers` scores per tier with it.
 
 testA holds crowded held-out scenes (5-6 objects), testB sparse ones (3-4 objects), the way
 RefCOCO's testA/testB are two disjoint kinds of held-out images. Same seed, same bytes.
@@ -49,6 +54,11 @@ from mpr_cma.datasets.synthetic_scene import (
 )
 
 IMAGE_KINDS = ("attribute", "relation", "between", "nearest", "size", "ordinal")
+# Tiers of the benchmark (issue 13): what an expression asks the model to resolve.
+TIERS = ("attribute", "spatial", "size", "ordinal", "motion")
+TIER_OF_KIND = {"attribute": "attribute", "relation": "spatial", "between": "spatial",
+                "nearest": "spatial", "size": "size", "ordinal": "ordinal", "motion": "motion"}
+TIERS_FILE = "tiers.json"
 RELATIONS = {"left_of": "left of", "right_of": "right of", "above": "above", "below": "below"}
 SIZE_WORDS = ("bigger", "smaller", "biggest", "smallest")
 SIDES = ("left", "right", "top", "bottom")
@@ -64,6 +74,9 @@ VIDEO_SPLITS = ("train", "valid_u")
 __all__ = [
     "Desc",
     "Ref",
+    "TIERS",
+    "TIERS_FILE",
+    "TIER_OF_KIND",
     "SyntheticConfig",
     "generate_synthetic",
     "image_expressions",
@@ -346,8 +359,10 @@ def generate_synthetic(out: str | Path, seed: int = 0,
     margin = cfg.margin if cfg.margin is not None else cfg.image_size / 16
     scenes: dict = {"seed": seed, "image_size": cfg.image_size, "images": {}, "videos": {}}
     summary: dict = {"refcoco": {}, "mevis": {}, "kinds": Counter()}
-    _write_images(out, seed, cfg, margin, scenes, summary)
-    _write_videos(out, seed, cfg, scenes, summary)
+    tiers: dict = {"refcoco": {}, "mevis": {}}
+    _write_images(out, seed, cfg, margin, scenes, summary, tiers["refcoco"])
+    _write_videos(out, seed, cfg, scenes, summary, tiers["mevis"])
+    (out / TIERS_FILE).write_text(json.dumps(tiers, indent=1, sort_keys=True))
     (out / "scenes.json").write_text(json.dumps(scenes, indent=1, sort_keys=True))
     summary["kinds"] = dict(sorted(summary["kinds"].items()))
     return summary
@@ -359,7 +374,7 @@ def _background(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def _write_images(out: Path, seed: int, cfg: SyntheticConfig, margin: float, scenes: dict,
-                  summary: dict) -> None:
+                  summary: dict, tiers: dict) -> None:
     image_dir = out / DEFAULT_IMAGE_ROOT
     image_dir.mkdir(parents=True, exist_ok=True)
     images, annotations, refs = [], [], []
@@ -379,6 +394,7 @@ def _write_images(out: Path, seed: int, cfg: SyntheticConfig, margin: float, sce
                              "category_id": SHAPES.index(o.shape) + 1,
                              "segmentation": encode_mask(visible[o.id])} for o in objects]
             for ann_id, exps in image_expressions(objects, rng, margin).items():
+                tiers[str(len(refs))] = [TIER_OF_KIND[r.kind] for r in exps]
                 refs.append({"ref_id": len(refs), "ann_id": ann_id, "split": split,
                              "sentences": [ref_text(r) for r in exps]})
                 summary["kinds"].update(r.kind for r in exps)
@@ -393,7 +409,7 @@ def _write_images(out: Path, seed: int, cfg: SyntheticConfig, margin: float, sce
 
 
 def _write_videos(out: Path, seed: int, cfg: SyntheticConfig, scenes: dict,
-                  summary: dict) -> None:
+                  summary: dict, tiers: dict) -> None:
     size, n_frames = cfg.image_size, cfg.frames
     for k, split in enumerate(VIDEO_SPLITS):
         rng = np.random.default_rng([seed, 1, k])
@@ -419,6 +435,8 @@ def _write_videos(out: Path, seed: int, cfg: SyntheticConfig, scenes: dict,
                                     for ref, _ in exps)
             split_scenes[name] = {"background": list(background),
                                   "objects": [o.to_json() for o in objects]}
+        tiers[split] = {name: {e: TIER_OF_KIND["motion"] for e in video["expressions"]}
+                        for name, video in videos.items()}
         write_refvos_split(out / "mevis" / split, videos)
         scenes["videos"][split] = split_scenes
         summary["mevis"][split] = {"videos": len(videos),

@@ -61,6 +61,7 @@ def test_small_sweep_writes_the_table(tmp_path):
     table = (out / "ablation.md").read_text()
     assert "Sa2VA baseline" in table and "+ MBA + TMC + Bound" in table
     assert "every object" in table
+    assert "Per tier" in table and "right shape, any instance" in table  # tiers.json
     with (out / "ablation.csv").open() as f:
         rows = list(csv.DictReader(f))
     ciou = {r["row"]: float(r["mean"]) for r in rows if r["metric"] == "cIoU"}
@@ -69,6 +70,7 @@ def test_small_sweep_writes_the_table(tmp_path):
     assert report["table"]["mba_tmc_bound"]["trainable"] > report["table"]["baseline"][
         "trainable"]
     assert all(r["step_seconds"] > 0 for r in report["runs"])
+    assert all(0.0 <= v <= 1.0 for r in report["runs"] for v in r["tiers"].values())
     # A second call reuses the finished runs instead of training again.
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
@@ -86,3 +88,18 @@ def test_finished_runs_of_other_settings_are_refused(tmp_path):
     demo = ROOT / "configs/tiny/demo.py"
     assert ablation.fingerprint(demo, tmp_path) == ablation.fingerprint(demo, tmp_path)
     assert ablation.fingerprint(demo, tmp_path) != ablation.fingerprint(demo, tmp_path / "x")
+
+
+def test_tier_table_marks_differences_beyond_the_seed_spread():
+    ablation = load_script("run_ablation")
+    table = {"baseline": {"title": "base", "tiers": {"attribute": (0.30, 0.02),
+                                                     "motion": (0.40, 0.05)}},
+             "mba": {"title": "mba", "tiers": {"attribute": (0.40, 0.03),
+                                               "motion": (0.45, 0.05)}}}
+    yard = {"every_object": {"attribute": 0.24, "motion": 0.45},
+            "right_shape": {"attribute": 0.52, "motion": 0.70}}
+    lines = ablation.tier_lines(table, yard)
+    mba = next(line for line in lines if line.startswith("| mba"))
+    assert "0.400 ± 0.030 *" in mba           # 0.10 > 0.02 + 0.03
+    assert "0.450 ± 0.050 |" in mba           # 0.05 < 0.05 + 0.05: within the spread
+    assert any("right shape, any instance | 0.520 | 0.700" in line for line in lines)

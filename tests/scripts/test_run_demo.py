@@ -14,11 +14,16 @@ REPORT_FILES = ("results.json", "summary.md", "loss_curves.png", "fig4_overlays.
                 "fig4_video.png", "fig5_attention.png")
 
 
-def rows(trained, untrained=(0.0, 0.0), forced=(0.02, 0.01)):
+def rows(trained, untrained=(0.0, 0.0), forced=(0.02, 0.01), every=(0.15, 0.25)):
     def row(ciou, jf):
         return {"cIoU": ciou, "J&F": jf}
     return {"trained": row(*trained), "untrained": row(*untrained),
-            "untrained_seg_forced": row(*forced)}
+            "untrained_seg_forced": row(*forced), "every_object": row(*every)}
+
+
+def tiers(attribute):
+    """tier_scores output with the model's attribute-tier cIoU (other tiers omitted)."""
+    return {"refcoco_val": {"model": {"attribute": {"cIoU": attribute}}}}
 
 
 def losses(trained, untrained):
@@ -32,11 +37,38 @@ MEASURED = losses((6.16, 0.17, 1.63), (9.08, 0.35, 1.89))   # a quick run, seed 
 
 def test_improvement_check_uses_the_better_untrained_score():
     check = load_script("run_demo").improvement_check
-    assert check(rows((0.30, 0.40)), 0.05, quick=False, losses=MEASURED)["passed"]
-    failed = check(rows((0.30, 0.05)), 0.05, quick=False, losses=MEASURED)
+    good = tiers(0.7)
+    assert check(rows((0.30, 0.40)), 0.05, quick=False, losses=MEASURED, tiers=good)["passed"]
+    failed = check(rows((0.30, 0.05), every=(0.0, 0.0)), 0.05, quick=False, losses=MEASURED,
+                   tiers=good)
     assert not failed["passed"] and failed["verdict"].startswith("FAILED")
     assert failed["bar"] == pytest.approx({"cIoU": 0.07, "J&F": 0.06})
-    assert not check(rows((0.06, 0.40)), 0.05, quick=False, losses=MEASURED)["passed"]
+    assert not check(rows((0.06, 0.40), every=(0.0, 0.0)), 0.05, quick=False,
+                     losses=MEASURED, tiers=good)["passed"]
+
+
+def test_full_check_needs_referring():
+    """Above the untrained model but not the every-object yardstick + 0.10, or the
+    attribute tier below 0.6: the demo fails."""
+    check = load_script("run_demo").improvement_check
+    below_yardstick = check(rows((0.20, 0.40)), 0.05, quick=False, losses=MEASURED,
+                            tiers=tiers(0.7))
+    assert not below_yardstick["passed"] and "every object + 0.1" in below_yardstick["verdict"]
+    assert below_yardstick["refer_bar"] == pytest.approx({"cIoU": 0.25, "J&F": 0.35})
+    weak_attribute = check(rows((0.30, 0.40)), 0.05, quick=False, losses=MEASURED,
+                           tiers=tiers(0.59))
+    assert not weak_attribute["passed"] and "attribute-tier" in weak_attribute["verdict"]
+    with pytest.raises(ValueError, match="tier scores"):
+        check(rows((0.30, 0.40)), 0.05, quick=False, losses=MEASURED)
+
+
+def test_full_check_fails_on_untrained_scores():
+    """The untrained model's own scores, as if they were the trained model's."""
+    check = load_script("run_demo").improvement_check
+    untrained = rows((0.014, 0.039), untrained=(0.0, 0.0), forced=(0.014, 0.039),
+                     every=(0.213, 0.446))
+    result = check(untrained, 0.05, quick=False, losses=MEASURED, tiers=tiers(0.02))
+    assert not result["passed"]
 
 
 def test_quick_check_needs_a_lower_held_out_loss():

@@ -78,6 +78,11 @@ class SAM2Grounding(nn.Module):
         hydra_overrides: extra hydra overrides of the config (e.g. `tiny_sam2_overrides()`).
         size_preset: None = the config as it is; "tiny" = `tiny_sam2_overrides()` (a
             ~0.65 M-parameter CPU model of width 32), applied before `hydra_overrides`.
+        preset_dim: SAM-2 width C of the "tiny" preset (None = its default 32). At C = 32
+            the decoder has 8 attention heads of width 2 in cross-attention and a 4-channel
+            mask embedding (C / 8); wider ones pick up a prompt sooner
+            (scripts/probe_prompt_grounding.py, docs/demo.md "Why the tiny model did not
+            refer").
         mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict, whose
             `dim` defaults to SAM-2's width); None = exactly Sa2VA (one decoder pass).
         train_mask_decoder: make the mask decoder trainable (Sa2VA does).
@@ -113,6 +118,7 @@ class SAM2Grounding(nn.Module):
         image_size: int = 1024,
         hydra_overrides: list[str] | tuple[str, ...] = (),
         size_preset: str | None = None,
+        preset_dim: int | None = None,
         mba: nn.Module | dict | None = None,
         train_mask_decoder: bool = True,
         train_image_encoder: bool = False,
@@ -128,7 +134,12 @@ class SAM2Grounding(nn.Module):
         if size_preset not in SIZE_PRESETS:
             raise ValueError(f"size_preset must be one of {sorted(map(str, SIZE_PRESETS))}, "
                              f"got {size_preset!r}")
-        overrides = [*SIZE_PRESETS[size_preset](), *hydra_overrides]
+        if preset_dim is not None and size_preset != "tiny":
+            raise ValueError(f"preset_dim applies to size_preset='tiny' only, got "
+                             f"size_preset={size_preset!r}")
+        preset = SIZE_PRESETS[size_preset]
+        overrides = [*(preset() if preset_dim is None else preset(dim=int(preset_dim))),
+                     *hydra_overrides]
         self.sam2_model = build_language_sam2(sam2_config, image_size, overrides, ckpt_path)
         if isinstance(mba, dict):
             # MBA works at SAM-2's width; a config may leave `dim` out.

@@ -321,3 +321,12 @@ def test_pointer_gating_keeps_present_objects_raw():
     raw, _, _, _ = model.decode(visual, high_res, prompt)
     assert torch.equal(pointer.obj_ptr, raw.obj_ptr)
     assert torch.equal(pointer.low_res, raw.low_res)
+
+
+def test_preset_dim_widens_the_tiny_preset_only():
+    wide = SAM2Grounding(image_size=SIZE, size_preset="tiny", preset_dim=64, mba=None)
+    assert wide.hidden_dim == 64
+    assert SAM2Grounding(image_size=SIZE, size_preset="tiny", mba=None).hidden_dim == 32
+    with pytest.raises(ValueError, match="preset_dim"):
+        SAM2Grounding(image_size=SIZE, hydra_overrides=tiny_sam2_overrides(DIM),
+                      preset_dim=64, mba=None)
