@@ -18,7 +18,10 @@ This function covers that and our earlier rule with two arguments:
   `mba_tracked`, pass 1 -> MBA with the object's text tokens -> pass 2, both unprompted;
 - after each frame, `_encode_new_memory` encodes the raw backbone features with the final
   high-res mask; the memory features are kept at `memory_dtype` precision (Sa2VA stores
-  them in bf16), and the final pass's object pointer is stored.
+  them in bf16), and the final pass's object pointer is stored. Memories of non-key
+  frames older than SAM-2 can read (`_memory_horizon`) are dropped, so the bank stays the
+  same size however long the video is; with `LazyVideoFeatures` (each frame encoded when
+  visited) inference memory is then flat in the number of frames.
 
 With every frame a key frame this is Sa2VA's training path (frames independent). Gradients
 flow through the memories, as in SAM-2 training.
