@@ -40,7 +40,10 @@ CPU="strategy.bf16.enabled=False strategy.config.torch_autocast.enabled=True
      strategy.config.torch_autocast.dtype=bfloat16
      strategy.zero_optimization.reduce_bucket_size=20000000
      strategy.zero_optimization.allgather_bucket_size=20000000"
-RUN="pretrained_root=$PRE data_root=$DATA batch_size=1 accumulative_counts=1 num_workers=0
+# objects_per_sample=2 (the recipe: 5): a 5-object, 5-frame video sample at 1024 px peaks
+# above the ~16 GB that a shared 24 GB machine leaves (OOM-killed twice).
+RUN="pretrained_root=$PRE data_root=$DATA objects_per_sample=2
+     batch_size=1 accumulative_counts=1 num_workers=0
      train_dataloader.persistent_workers=False log_interval=1 save_steps=2 warmup_ratio=0.5"
 # shellcheck disable=SC2086
 step train_mba bash tools/dist_train.sh configs/mba_1b.py 1 --work-dir "$WORK/mba" \
@@ -49,17 +52,14 @@ step train_mba bash tools/dist_train.sh configs/mba_1b.py 1 --work-dir "$WORK/mb
 step resume_mba bash tools/dist_train.sh configs/mba_1b.py 1 --work-dir "$WORK/mba" \
     --resume auto --cfg-options $CPU $RUN max_epochs=0.375
 grep -q "Iter(train) \[3/3\]" "$WORK"/mba/*/*.log || { echo "resume did not train iteration 3" >&2; exit 1; }
-# shellcheck disable=SC2086
-step train_baseline bash tools/dist_train.sh configs/ablations/sa2va_1b_baseline.py 1 \
-    --work-dir "$WORK/baseline" --cfg-options $CPU $RUN max_epochs=0.25
-
 for split in "refcoco val" "mevis_u valid_u"; do
     set -- $split
     step "test_$1" "$PYTHON" tools/test.py configs/mba_1b.py --checkpoint "$WORK/mba" \
         --data-root "$DATA" --dataset "$1" --split "$2" --answer "It is [SEG]." --no-progress \
         --work-dir "$WORK/test/$1" --cfg-options "pretrained_root=$PRE"
 done
-rm -rf "$WORK/hf_mba" "$WORK/from_hf"
+[ -e "$WORK/.done_to_hf" ] || rm -rf "$WORK/hf_mba"
+[ -e "$WORK/.done_from_hf" ] || rm -rf "$WORK/from_hf"
 step to_hf "$PYTHON" tools/convert_ckpt.py to-hf "$WORK/mba" "$WORK/hf_mba"
 step from_hf "$PYTHON" tools/convert_ckpt.py from-hf "$WORK/hf_mba" "$WORK/from_hf"
 IMAGE=$(ls "$DATA"/coco2014/train2014/*.jpg | head -1)
@@ -68,5 +68,8 @@ step predict_image "$PYTHON" tools/predict.py "$WORK/hf_mba" --image "$IMAGE" \
     --text "the red shape" --answer "It is [SEG]." --out "$WORK/predict/image"
 step predict_video "$PYTHON" tools/predict.py "$WORK/hf_mba" --video "$VIDEO" \
     --text "the moving shape" --answer "It is [SEG]." --out "$WORK/predict/video"
+# shellcheck disable=SC2086
+step train_baseline bash tools/dist_train.sh configs/ablations/sa2va_1b_baseline.py 1 \
+    --work-dir "$WORK/baseline" --cfg-options $CPU $RUN max_epochs=0.25
 echo "== done; times in $TIMES"
 cat "$TIMES"
