@@ -3,6 +3,7 @@
 Usage:
     python scripts/bench_train.py CONFIG [--baseline BASELINE_CONFIG] [--repeats 10]
         [--device cpu|cuda] [--tiles 1] [--objects 3] [--frames 2] [--json OUT.json]
+        [--warmup 2] [--share-weights]
 
 e.g. python scripts/bench_train.py configs/tiny/sa2va_mba_tiny.py \\
          --baseline configs/tiny/sa2va_baseline_tiny.py
@@ -16,6 +17,13 @@ so a slow phase of a shared machine hits both alike; times are medians after 2 w
 steps. Memory: on CUDA the peak allocated memory of a step above the pre-step baseline;
 everywhere the bytes of distinct tensors saved for backward (activations) and the bytes
 of parameters, gradients and Adam states of the trainable parameters.
+
+--share-weights (for the 1B model on a machine that cannot hold two copies): the
+baseline's parameters that the model also has (same name and shape) are the model's own
+tensors, and one AdamW holds the union of the trainable ones. Each arm still runs its own
+config's modules and losses; only the storage is shared, so both see the same weights
+(updated by both arms' steps). Its state_bytes then count each arm's own parameters as if
+alone, as without the flag.
 """
 
 import argparse
@@ -43,6 +51,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--objects", type=int, default=3, help="expressions on the image")
     parser.add_argument("--frames", type=int, default=2, help="frames of the video")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model")
+    parser.add_argument("--share-weights", action="store_true",
+                        help="the baseline uses the model's tensors (module docstring)")
     return parser.parse_args()
 
 
@@ -94,6 +105,22 @@ def saved_activation_bytes(model, batch: dict) -> int:
     return sum(storages.values())
 
 
+def share_parameters(target: torch.nn.Module, source: torch.nn.Module) -> int:
+    """Make `target`'s parameters that `source` has (same name and shape) `source`'s
+    tensors; returns how many were shared."""
+    own = dict(source.named_parameters())
+    count = 0
+    for name, param in list(target.named_parameters()):
+        other = own.get(name)
+        if other is None or other.shape != param.shape or other is param:
+            continue
+        module_name, _, leaf = name.rpartition(".")
+        module = target.get_submodule(module_name) if module_name else target
+        setattr(module, leaf, other)
+        count += 1
+    return count
+
+
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
@@ -105,10 +132,20 @@ def main() -> None:
         model = build(config, device)
         trainable = [p for p in model.parameters() if p.requires_grad]
         runs[name] = {"config": config, "model": model,
-                      "optimizer": torch.optim.AdamW(trainable, lr=1e-5),
                       "batch": make_batch(model, args.tiles, args.objects, args.frames, device),
                       "times": [], "trainable": sum(p.numel() for p in trainable),
                       "params": sum(p.numel() for p in model.parameters())}
+    if args.share_weights and "baseline" in runs:
+        share_parameters(runs["baseline"]["model"], runs["model"]["model"])
+        union = {id(p): p for run in runs.values() for p in run["model"].parameters()
+                 if p.requires_grad}
+        shared = torch.optim.AdamW(list(union.values()), lr=1e-5)
+        for run in runs.values():
+            run["optimizer"] = shared
+    else:
+        for run in runs.values():
+            run["optimizer"] = torch.optim.AdamW(
+                [p for p in run["model"].parameters() if p.requires_grad], lr=1e-5)
 
     def step(run: dict) -> None:
         run["optimizer"].zero_grad(set_to_none=True)
@@ -116,7 +153,7 @@ def main() -> None:
         sum(losses.values()).backward()
         run["optimizer"].step()
 
-    for i in range(2 + args.repeats):
+    for i in range(args.warmup + args.repeats):
         for run in runs.values():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -124,9 +161,10 @@ def main() -> None:
             step(run)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            if i >= 2:
+            if i >= args.warmup:
                 run["times"].append(time.perf_counter() - start)
     report = {"device": str(device), "threads": torch.get_num_threads(),
+              "shared_weights": bool(args.share_weights and "baseline" in runs),
               "torch": torch.__version__, "batch": vars(args), "results": {}}
     for name, run in runs.items():
         result = {"config": run["config"], "step_seconds": statistics.median(run["times"]),

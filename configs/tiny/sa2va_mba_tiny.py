@@ -11,6 +11,8 @@ criterion = dict(num_points=256, bound_max_dist=4.0)
 # On the demo's shapes the two differ at 19% of the points the loss samples
 # (scripts/gt_mask_size_gap.py, docs/sa2va_parity.md).
 gt_mask_size = 'input'
+# A 4-layer LLM on CPU: storing its activations costs little, recomputing them costs time.
+llm_gradient_checkpointing = False
 model = dict(
     mllm=dict(preset='tiny'),
     # object_gating='never': measured on the demo (docs/method_choices.md), not Sa2VA's.

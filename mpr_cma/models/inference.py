@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mpr_cma.models.grounding.lazy_video import LazyVideoFeatures
 from mpr_cma.models.grounding.transforms import logits_to_masks
 from mpr_cma.models.mllm.preprocess import (
     ImageInput,
@@ -42,6 +43,10 @@ from mpr_cma.models.mllm.tokenizer import ENDOFTEXT_TOKEN, IM_END_TOKEN, SEG_TOK
 # Sa2VA's `preparing_for_generation(max_new_tokens=2048)`, which its evaluations keep.
 MAX_NEW_TOKENS = 2048
 COMBINE_RULES = ("union", "first")
+# How predict_video encodes the SAM-2 frames: "lazy" (each frame when SAM-2 visits it, as
+# SAM-2's video predictor does: memory flat in the number of frames) or "batched" (all
+# frames in one encoder call, as Sa2VA's predict_forward; memory grows with T).
+VIDEO_ENCODINGS = ("lazy", "batched")
 
 
 def encode_prompt(tokenizer, expression: str, num_image_tokens: int, num_frames: int = 1,
@@ -118,7 +123,7 @@ def _to_uint8_tensor(images: Sequence[ImageInput]) -> tuple[Tensor, tuple[int, i
 
 @torch.no_grad()
 def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
-            frames: Tensor, answer: str | None, max_new_tokens: int, video: bool,
+            frames: Tensor | tuple, answer: str | None, max_new_tokens: int, video: bool,
             return_attention: bool = False) -> dict:
     """MLLM answer, then SAM-2 per `[SEG]` (images: every one; videos: the first)."""
     device = next(model.parameters()).device
@@ -142,15 +147,21 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
     out = model.mllm(full, pixel_values, output_hidden_states=True)
     text_in = model.object_text(out.hidden_states[-1], full, [len(segs)], [[span] * len(segs)])
     grounding = model.grounding
-    features = grounding.encode(grounding.preprocess(frames, video=video).to(device))
     args = (text_in["prompt"], text_in["text"], text_in["text_mask"])
     result = {"answer": text, "has_seg": True, "num_seg": len(segs)}
     if video:
         keys, prompt_tracked = grounding.video_plan(list(range(num_frames_llm)))
+        if isinstance(frames, Tensor):   # every frame encoded in one batch (Sa2VA)
+            features = grounding.encode(grounding.preprocess(frames, video=True).to(device))
+        else:                            # (load_frame, T): each frame when visited
+            load_frame, num_frames = frames
+            features = LazyVideoFeatures(grounding, load_frame, num_frames, keep=keys,
+                                         device=device)
         seg = grounding.segment_video(features, *args[:1], keys, *args[1:],
                                       prompt_tracked=prompt_tracked)
         return {**result, "low_res_logits": seg["pred_masks"][0], "prompted": seg["prompted"],
                 "mba_frames": seg["mba_frames"]}
+    features = grounding.encode(grounding.preprocess(frames, video=False).to(device))
     index = torch.zeros(len(segs), dtype=torch.long, device=device)
     want = return_attention and grounding.mba is not None
     seg = grounding.segment_images(features, index, *args, return_attention=want)
@@ -203,7 +214,7 @@ def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12
 
 def predict_video(model, frames: Sequence[ImageInput], expression: str,
                   num_key_frames: int = 5, answer: str | None = None,
-                  max_new_tokens: int = MAX_NEW_TOKENS) -> dict:
+                  max_new_tokens: int = MAX_NEW_TOKENS, encoding: str = "lazy") -> dict:
     """Segment the referred object in every frame of a video.
 
     Args:
@@ -211,22 +222,47 @@ def predict_video(model, frames: Sequence[ImageInput], expression: str,
         expression: the referring expression, sent verbatim (refVOS.py's question form
             when it holds "?"). num_key_frames: frames shown to the MLLM (the first ones,
             Sa2VA: 5). answer, max_new_tokens: as `predict_image`.
+        encoding: "lazy" (default: SAM-2 encodes a frame when it is visited, frames are
+            read then, and masks are upsampled frame by frame: peak memory flat in T) or
+            "batched" (Sa2VA's: every frame at once). Both give the same masks
+            (tests/models/test_lazy_video.py).
 
     Returns:
         {"masks": (T, H, W) bool numpy, "answer": str, "has_seg": bool, "num_seg": int,
          "prompted": frames decoded with the [SEG] prompt, "mba_frames": frames MBA ran
          on, in its order} (the last two empty without `[SEG]`).
     """
+    if encoding not in VIDEO_ENCODINGS:
+        raise ValueError(f"encoding must be one of {VIDEO_ENCODINGS}, got {encoding!r}")
     model.eval()
     if not frames:
         raise ValueError("the video has no frames")
     key = select_key_frames(len(frames), num_key_frames, "first")
     pixels = load_frame_pixels([frames[i] for i in key], model.mllm.vision_model.image_size)
-    stacked, (h, w) = _to_uint8_tensor(frames)
-    out = _ground(model, expression, pixels, len(key), stacked, answer, max_new_tokens,
+    if encoding == "batched":
+        source, (h, w) = _to_uint8_tensor(frames)
+    else:
+        h, w = _to_uint8_tensor(frames[:1])[1]
+
+        def load_frame(t: int) -> Tensor:
+            stacked, size = _to_uint8_tensor([frames[t]])
+            if size != (h, w):
+                raise ValueError(f"all frames must have the same size: frame {t} is {size}, "
+                                 f"frame 0 {(h, w)}")
+            return stacked
+
+        source = (load_frame, len(frames))
+    out = _ground(model, expression, pixels, len(key), source, answer, max_new_tokens,
                   video=True)
     if not out["has_seg"]:
         return {**out, "masks": np.zeros((len(frames), h, w), dtype=bool), "prompted": [],
                 "mba_frames": []}
-    logits = model.grounding.upsample_masks(out.pop("low_res_logits")[None], (h, w))[0]
-    return {**out, "masks": logits_to_masks(logits).cpu().numpy()}
+    low_res = out.pop("low_res_logits")   # (T, 4h, 4w)
+    if encoding == "batched":
+        logits = model.grounding.upsample_masks(low_res[None], (h, w))[0]
+        return {**out, "masks": logits_to_masks(logits).cpu().numpy()}
+    masks = np.zeros((len(frames), h, w), dtype=bool)
+    for t in range(len(frames)):   # one S x S upsampling at a time
+        logits = model.grounding.upsample_masks(low_res[None, t : t + 1], (h, w))[0, 0]
+        masks[t] = logits_to_masks(logits).cpu().numpy()
+    return {**out, "masks": masks}

@@ -95,6 +95,10 @@ class Sa2VAMBA(BaseModel):
             sampled from both at that size; "input": resized (nearest) to the SAM-2 input
             S x S, so the sampled targets keep the finer boundary (the low-res logits are
             sampled at the same normalised points either way).
+        llm_gradient_checkpointing: recompute the LLM's decoder layers in backward
+            (non-reentrant) instead of storing their activations. Sa2VA always does (xtuner's
+            InternVL_V1_5 calls `gradient_checkpointing_enable` on the LLM); the ViT is
+            frozen and not checkpointed. Same gradients, less memory, one more LLM forward.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Sa2VAMBA(BaseModel):
         freeze_vision: bool = True,
         llm_loss_weight: float = 1.0,
         gt_mask_size: str = "pred",
+        llm_gradient_checkpointing: bool = False,
     ):
         super().__init__()
         if text_tokens not in TEXT_TOKEN_CHOICES:
@@ -137,6 +142,8 @@ class Sa2VAMBA(BaseModel):
             self.mllm.resize_token_embeddings(len(tokenizer))
         if freeze_vision:
             self.mllm.freeze_vision()
+        if llm_gradient_checkpointing:
+            self.mllm.llm_gradient_checkpointing_enable()
         if lora is not None:
             self.mllm.apply_lora(**lora)
         hidden = self.mllm.llm_config.hidden_size

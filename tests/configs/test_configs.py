@@ -332,6 +332,18 @@ def _first_dataset_option(cfg0) -> dict:
     return {f"train_dataset.datasets.0.{'dataset.' if wrapped else ''}max_objects": 2}
 
 
+def _llm_checkpointing(model) -> bool:
+    llm = model.mllm.language_model
+    return (llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+            ).is_gradient_checkpointing
+
+
+def check_llm_gradient_checkpointing(path, cfg, tmp_path):
+    shipped = load_config(path, import_custom_modules=False).llm_gradient_checkpointing
+    built = _llm_checkpointing(build_model(path, cfg))
+    assert built == cfg.llm_gradient_checkpointing != shipped
+
+
 def check_train_dataset(path, cfg, tmp_path):
     built = datasets_of(build_loader(cfg))
     first = cfg.train_dataset.datasets[0]
@@ -415,6 +427,10 @@ KNOBS = {
     # Set to the value the config does not ship (the tiny configs ship 'input').
     "gt_mask_size": (lambda cfg0: f"gt_mask_size = {_other_gt_size(cfg0)!r}",
                      lambda cfg0: {"gt_mask_size": _other_gt_size(cfg0)}, check_gt_mask_size),
+    "llm_gradient_checkpointing": (
+        lambda cfg0: f"llm_gradient_checkpointing = {not cfg0.llm_gradient_checkpointing}",
+        lambda cfg0: {"llm_gradient_checkpointing": not cfg0.llm_gradient_checkpointing},
+        check_llm_gradient_checkpointing),
     "lr": ("lr = 3e-4\nweight_decay = 0.2", {"lr": 3e-4, "weight_decay": 0.2},
            check_lr_and_weight_decay),
     "max_epochs": ("max_epochs = 2", {"train_cfg.max_epochs": 2}, check_max_epochs),
@@ -466,13 +482,14 @@ def test_every_documented_knob_has_an_end_to_end_check():
 
 # The 1B model is slow to build even on meta (~5 s): its model knobs are set together,
 # one build per way and leaf.
-MODEL_KNOBS = ("mba", "criterion", "tokenizer", "gt_mask_size")
+MODEL_KNOBS = ("mba", "criterion", "tokenizer", "gt_mask_size", "llm_gradient_checkpointing")
 
 
 def check_model_knobs(path, cfg, tmp_path):
     model = build_model(path, cfg)
     assert model.grounding.mba.router.top_k == 2 and model.criterion.tmc_weight == 0.3
     assert model.gt_mask_size == "input"   # the 1B configs ship Sa2VA's 'pred'
+    assert not _llm_checkpointing(model)   # the 1B configs ship Sa2VA's True
     folder = str(tiny_tokenizer_path())
     assert model.tokenizer.name_or_path == folder
     assert all(d.tokenizer.name_or_path == folder for d in datasets_of(build_loader(cfg)))
@@ -486,7 +503,7 @@ def cases():
                 yield pytest.param(path, knob, id=f"{rel(path)}-{knob}")
         if path in ONE_B:
             yield pytest.param(path, "model",
-                               id=f"{rel(path)}-mba+criterion+tokenizer+gt_mask_size",
+                               id=f"{rel(path)}-model-knobs",
                                marks=[pytest.mark.slow])
 
 
@@ -496,12 +513,12 @@ def test_knob_reaches_the_built_objects(path, knob, data_root, tmp_path):
     if knob == "model":   # the 1B model knobs, one build per way
         tokenizer = str(tiny_tokenizer_path())
         leaf = "\n".join([_mba_leaf(cfg0), KNOBS["criterion"][0], f"tokenizer = {tokenizer!r}",
-                          "gt_mask_size = 'input'"])
+                          "gt_mask_size = 'input'", "llm_gradient_checkpointing = False"])
         check_model_knobs(path, load(path, data_root, leaf, {}, tmp_path, "tokenizer"),
                           tmp_path)
         if cfg0.mba is not None:   # a baseline's None has no top_k to set on the command line
             options = {**KNOBS["criterion"][1], **KNOBS["mba"][1], "tokenizer": tokenizer,
-                       "gt_mask_size": "input"}
+                       "gt_mask_size": "input", "llm_gradient_checkpointing": False}
             check_model_knobs(path, load(path, data_root, None, options, tmp_path,
                                          "tokenizer"), tmp_path)
         return

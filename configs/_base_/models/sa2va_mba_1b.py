@@ -17,6 +17,9 @@ tokenizer = '${pretrained_root}/InternVL2_5-1B'
 # points sampled from both there) or 'input' (GT resized to SAM-2's S x S input, finer
 # targets at the same points). docs/sa2va_parity.md has the measured difference.
 gt_mask_size = 'pred'
+# Recompute the LLM's layer activations in backward instead of storing them (Sa2VA: always,
+# xtuner's InternVL_V1_5); same gradients, less memory, one more LLM forward per step.
+llm_gradient_checkpointing = True
 model = dict(
     type='Sa2VAMBA',
     mllm=dict(type='InternVLFromPreset', preset='internvl2_5_1b'),
@@ -42,4 +45,5 @@ model = dict(
     freeze_vision=True,                          # Sa2VA
     llm_loss_weight=1.0,
     gt_mask_size='${gt_mask_size}',
+    llm_gradient_checkpointing='${llm_gradient_checkpointing}',
 )

@@ -23,6 +23,17 @@ class GroundingFeatures(NamedTuple):
     backbone_pos: Tensor
     high_res: tuple[Tensor, ...]
 
+    @property
+    def num_frames(self) -> int:
+        """F, the number of frames."""
+        return self.backbone.shape[0]
+
+    def frame(self, t: int) -> "GroundingFeatures":
+        """The features of frame t alone (views, F = 1); `LazyVideoFeatures` has the same."""
+        return GroundingFeatures(self.image_embed[t : t + 1], self.backbone[t : t + 1],
+                                 self.backbone_pos[t : t + 1],
+                                 tuple(h[t : t + 1] for h in self.high_res))
+
 
 class DecoderOutput(NamedTuple):
     """One SAM-2 decoder pass for B objects (fp32 masks, as SAM-2 returns them).

@@ -18,7 +18,10 @@ This function covers that and our earlier rule with two arguments:
   `mba_tracked`, pass 1 -> MBA with the object's text tokens -> pass 2, both unprompted;
 - after each frame, `_encode_new_memory` encodes the raw backbone features with the final
   high-res mask; the memory features are kept at `memory_dtype` precision (Sa2VA stores
-  them in bf16), and the final pass's object pointer is stored.
+  them in bf16), and the final pass's object pointer is stored. Memories of non-key
+  frames older than SAM-2 can read (`_memory_horizon`) are dropped, so the bank stays the
+  same size however long the video is; with `LazyVideoFeatures` (each frame encoded when
+  visited) inference memory is then flat in the number of frames.
 
 With every frame a key frame this is Sa2VA's training path (frames independent). Gradients
 flow through the memories, as in SAM-2 training.
@@ -73,7 +76,9 @@ def segment_video(
 
     Args:
         grounding: the SAM2Grounding model.
-        features: its `encode` output for the T frames.
+        features: its `encode` output for the T frames, or a `LazyVideoFeatures` that
+            encodes each frame when it is visited (anything with `num_frames` and
+            `frame(t)`).
         prompt: (O, n, C) [SEG] embeddings. text: (O, N, C) or None. text_mask: (O, N).
         key_frames: indices of the conditioning frames (at least one).
         prompt_tracked: also prompt the tracked frames with [SEG] (and MBA).
@@ -86,11 +91,11 @@ def segment_video(
         the [SEG] prompt) and "mba_frames" (frames MBA ran on, in the order it ran).
     """
     sam = grounding.sam2_model
-    num_frames = features.backbone.shape[0]
+    num_frames = features.num_frames
     keys = _check_key_frames(key_frames, num_frames)
     num_obj = prompt.shape[0]
     order = keys + [t for t in range(num_frames) if t not in set(keys)]
-    size = tuple(features.backbone.shape[-2:])
+    horizon = _memory_horizon(sam)
     memory = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     final_masks, first_masks, scores = {}, {}, {}
     prompted, mba_frames = [], []
@@ -99,15 +104,17 @@ def segment_video(
         joint = _decode_key_frames(grounding, features, prompt, keys, text, text_mask, memory)
     for t in order:
         is_key = t in keys
+        current = features.frame(t)
+        size = tuple(current.backbone.shape[-2:])
         # One row per object: the frame's features are shared (expand, no copy).
-        backbone = _flat(features.backbone[t : t + 1].expand(num_obj, -1, -1, -1))
+        backbone = _flat(current.backbone.expand(num_obj, -1, -1, -1))
         with_prompt = is_key or prompt_tracked
         use_mba = grounding.mba is not None and (with_prompt or mba_tracked)
         if t in joint:
             final, first = joint[t]
         else:
-            pos = _flat(features.backbone_pos[t : t + 1].expand(num_obj, -1, -1, -1))
-            high_res = [h[t : t + 1].expand(num_obj, -1, -1, -1) for h in features.high_res]
+            pos = _flat(current.backbone_pos.expand(num_obj, -1, -1, -1))
+            high_res = [h.expand(num_obj, -1, -1, -1) for h in current.high_res]
             with grounding._autocast(backbone.device):
                 visual = sam._prepare_memory_conditioned_features(
                     frame_idx=t,
@@ -124,6 +131,11 @@ def segment_video(
         prompted += [t] if with_prompt else []
         mba_frames += [t] if use_mba else []
         _store(grounding, memory, t, is_key, backbone, size, final, memory_dtype)
+        # Non-key frames are visited in increasing order, and SAM-2 reads back at most
+        # `horizon` frames: older memories are never read again (flat memory in T).
+        bank = memory["non_cond_frame_outputs"]
+        for old in [k for k in bank if k < t - horizon]:
+            del bank[old]
         final_masks[t], first_masks[t] = final.low_res[:, 0], first.low_res[:, 0]
         scores[t] = final.object_score[:, 0]
     frames = range(num_frames)
@@ -134,6 +146,16 @@ def segment_video(
         "prompted": sorted(prompted),
         "mba_frames": mba_frames,
     }
+
+
+def _memory_horizon(sam) -> int:
+    """How many frames back `_prepare_memory_conditioned_features` can read a non-key
+    frame's memory or object pointer (SAM2Base: `num_maskmem - 1` memories, at a stride in
+    eval mode, and `max_obj_ptrs_in_encoder - 1` pointers), with a margin of one stride."""
+    stride = max(1, int(getattr(sam, "memory_temporal_stride_for_eval", 1)))
+    pointers = int(getattr(sam, "max_obj_ptrs_in_encoder", 16)) if getattr(
+        sam, "use_obj_ptrs_in_encoder", False) else 0
+    return max((sam.num_maskmem + 1) * stride, pointers)
 
 
 def _store(grounding: "SAM2Grounding", memory: dict, t: int, is_key: bool, backbone: Tensor,
@@ -162,18 +184,19 @@ def _decode_key_frames(grounding: "SAM2Grounding", features: "GroundingFeatures"
     with the object as `track_index`: {t: (final pass, first pass)} with O rows each."""
     sam = grounding.sam2_model
     num_obj, num_keys = prompt.shape[0], len(keys)
-    size = tuple(features.backbone.shape[-2:])
     visuals, high_res = [], []
     for t in keys:
-        backbone = _flat(features.backbone[t : t + 1].expand(num_obj, -1, -1, -1))
-        pos = _flat(features.backbone_pos[t : t + 1].expand(num_obj, -1, -1, -1))
+        current = features.frame(t)
+        size = tuple(current.backbone.shape[-2:])
+        backbone = _flat(current.backbone.expand(num_obj, -1, -1, -1))
+        pos = _flat(current.backbone_pos.expand(num_obj, -1, -1, -1))
         with grounding._autocast(backbone.device):
             # An initial conditioning frame reads no memory: the bank is not consulted.
             visuals.append(sam._prepare_memory_conditioned_features(
                 frame_idx=t, is_init_cond_frame=True, current_vision_feats=[backbone],
                 current_vision_pos_embeds=[pos], feat_sizes=[size], output_dict=memory,
-                num_frames=features.backbone.shape[0]))
-        high_res.append([h[t : t + 1].expand(num_obj, -1, -1, -1) for h in features.high_res])
+                num_frames=features.num_frames))
+        high_res.append([h.expand(num_obj, -1, -1, -1) for h in current.high_res])
 
     def rows(per_frame: list[Tensor]) -> Tensor:  # K x (O, ...) -> (O * K, ...)
         return torch.stack(per_frame, dim=1).flatten(0, 1)

@@ -247,6 +247,11 @@ class InternVLChatModel(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Recompute ViT and LLM layer activations in backward (non-reentrant)."""
         self.vision_model.encoder.gradient_checkpointing = True
+        self.llm_gradient_checkpointing_enable()
+
+    def llm_gradient_checkpointing_enable(self) -> None:
+        """Recompute the LLM's decoder-layer activations in backward (non-reentrant), as
+        Sa2VA does; call before `apply_lora` (peft keeps the flag of the base model)."""
         self.language_model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False})
 
