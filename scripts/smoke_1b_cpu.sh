@@ -42,7 +42,12 @@ CPU="strategy.bf16.enabled=False strategy.config.torch_autocast.enabled=True
      strategy.zero_optimization.allgather_bucket_size=20000000"
 # objects_per_sample=2 (the recipe: 5): a 5-object, 5-frame video sample at 1024 px peaks
 # above the ~16 GB that a shared 24 GB machine leaves (OOM-killed twice).
-RUN="pretrained_root=$PRE data_root=$DATA objects_per_sample=2
+# dataset_repeats 1 (the recipe: Sa2VA's 5/5/4/4/10/4/1): each smoke sample read once, so
+# max_epochs below counts the 8 samples.
+REPEATS="dataset_repeats.refcoco=1 dataset_repeats.refcoco_plus=1 dataset_repeats.refcocog=1
+         dataset_repeats.mevis=1 dataset_repeats.revos=1 dataset_repeats.ref_ytvos=1
+         dataset_repeats.llava=1"
+RUN="pretrained_root=$PRE data_root=$DATA objects_per_sample=2 $REPEATS
      batch_size=1 accumulative_counts=1 num_workers=0
      train_dataloader.persistent_workers=False log_interval=1 save_steps=2 warmup_ratio=0.5"
 # shellcheck disable=SC2086
