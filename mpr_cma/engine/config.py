@@ -270,12 +270,18 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | Iterable[str]
             f"fields: {', '.join(sorted(merged))})")
     if options:
         merged = _merge(options, merged, allow_list_keys=True)
-    resolved, used = resolve_references(merged)
+    resolved, used, unread = resolve_references(merged)
     dead = sorted(k for k in options if k not in RUNNER_FIELDS and k not in used)
     if dead:
         raise ConfigReferenceError(
             f"--cfg-options {', '.join(dead)}: nothing in {path.name} reads this field, so "
             "setting it would change nothing")
+    if unread:
+        field = unread[0].split(".")[0]
+        read = sorted(str(k) for k in merged[field] if f"{field}.{k}" not in unread)
+        raise ConfigReferenceError(
+            f"{path.name}: nothing reads {', '.join(unread)} (a misspelt key?), so setting it "
+            f"would change nothing; the keys of {field} that are read: {', '.join(read)}")
     cfg = Config(resolved, cfg_text="\n".join(texts), filename=str(path))
     if import_custom_modules and cfg.get("custom_imports"):
         import_modules_from_strings(**cfg.custom_imports)
@@ -283,7 +289,8 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | Iterable[str]
 
 
 def unused_fields(path: str | Path) -> list[str]:
-    """Top-level fields of a config that no reference reads and no runner uses (dead knobs)."""
+    """Dead knobs of a config: top-level fields that no reference reads and no runner uses,
+    and ("field.key") keys of a dict field read key by key that nothing reads."""
     merged, _ = _load_file(Path(path).resolve())
-    _, used = resolve_references(merged)
-    return sorted(k for k in merged if k not in used and k not in RUNNER_FIELDS)
+    _, used, unread = resolve_references(merged)
+    return sorted([k for k in merged if k not in used and k not in RUNNER_FIELDS] + unread)

@@ -6,6 +6,7 @@ reference inside a longer string is interpolated, and `'$${'` is a literal `'${'
 `mpr_cma.engine.config` for where they are resolved.
 """
 
+import ast
 import copy
 import re
 from collections.abc import Mapping
@@ -71,6 +72,11 @@ class _Resolver:
         self.done: dict[str, Any] = {}
         self.stack: list[str] = []
         self.used: set[str] = set()
+        # Fields read as a whole (`${name}`, `${len(name)}`) and keys read one by one
+        # (`${name["key"]}`): a dict field read only by key has a dead knob in every key
+        # that nothing reads (e.g. a misspelt `dataset_repeats = dict(reovs=1)`).
+        self.whole: set[str] = set()
+        self.keys: dict[str, set] = {}
 
     def top(self, name: str, where: str, read: bool = True) -> Any:
         """The resolved top-level field `name`; `read`: a reference at `where` reads it."""
@@ -118,6 +124,7 @@ class _Resolver:
         names = _Names(self, where)
         # Every field the expression names is read, whichever branch runs now.
         self.used.update(n for n in code.co_names if n in self.cfg)
+        self._note_key_reads(expr)
         try:
             return eval(code, {"__builtins__": SAFE_BUILTINS}, names)  # noqa: S307
         except ConfigReferenceError:
@@ -125,6 +132,27 @@ class _Resolver:
         except Exception as err:  # noqa: BLE001  (any evaluation error names the key)
             raise ConfigReferenceError(f"{where}: '${{{expr}}}' failed: "
                                        f"{type(err).__name__}: {err}") from None
+
+
+    def _note_key_reads(self, expr: str) -> None:
+        """Record which fields `expr` reads whole and which it reads by a literal key."""
+        tree = ast.parse(expr, mode="eval")
+        keyed = set()
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                    and isinstance(node.slice, ast.Constant) and node.value.id in self.cfg):
+                self.keys.setdefault(node.value.id, set()).add(node.slice.value)
+                keyed.add(id(node.value))
+        self.whole.update(node.id for node in ast.walk(tree)
+                          if isinstance(node, ast.Name) and node.id in self.cfg
+                          and id(node) not in keyed)
+
+    def unread_keys(self) -> list[str]:
+        """"field.key" of each key of a dict field that references read only key by key,
+        and never this key."""
+        return sorted(f"{name}.{key}" for name, read in self.keys.items()
+                      if name not in self.whole and isinstance(self.cfg[name], Mapping)
+                      for key in self.cfg[name] if key not in read)
 
 
 class _Names(Mapping):
@@ -145,11 +173,12 @@ class _Names(Mapping):
         return len(self.resolver.cfg)
 
 
-def resolve_references(cfg: Mapping) -> tuple[dict, set[str]]:
+def resolve_references(cfg: Mapping) -> tuple[dict, set[str], list[str]]:
     """Resolve every `${...}` of a merged config dict.
 
     Returns:
-        (resolved dict of ConfigDicts, names of the top-level fields that references read).
+        (resolved dict of ConfigDicts, names of the top-level fields that references read,
+        the unread keys ("field.key") of dict fields that references read only by key).
 
     Raises:
         ConfigReferenceError: a missing name, a cycle or a failing expression; the message
@@ -157,4 +186,4 @@ def resolve_references(cfg: Mapping) -> tuple[dict, set[str]]:
     """
     resolver = _Resolver(cfg)
     resolved = {name: resolver.top(name, name, read=False) for name in cfg}
-    return resolved, resolver.used
+    return resolved, resolver.used, resolver.unread_keys()

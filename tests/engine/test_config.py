@@ -121,6 +121,28 @@ def test_cfg_options_must_name_a_live_field(write):
     assert unused_fields(leaf) == ["literal", "unread"]
 
 
+KEYED = """
+repeats = dict(a=1, b=2)
+datasets = [dict(name='a', repeats='${repeats["a"]}'), dict(name='b', repeats='${repeats["b"]}')]
+"""
+
+
+def test_a_dict_knob_read_key_by_key_rejects_a_key_nothing_reads(tmp_path):
+    (tmp_path / "keyed.py").write_text(KEYED)
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text("_base_ = ['./keyed.py']\nrepeats = dict(b=5)\n")
+    assert [d.repeats for d in load_config(leaf).datasets] == [1, 5]
+    leaf.write_text("_base_ = ['./keyed.py']\nrepeats = dict(bb=5)\n")   # misspelt key
+    with pytest.raises(ConfigReferenceError, match=r"repeats\.bb .*read: a, b"):
+        load_config(leaf)
+    assert unused_fields(leaf) == ["datasets", "repeats.bb"]   # datasets: no runner reads it
+    with pytest.raises(ConfigReferenceError, match=r"repeats\.c"):
+        load_config(tmp_path / "keyed.py", ["repeats.c=1"])
+    # A field also read whole may hold keys no reference names.
+    (tmp_path / "whole.py").write_text(KEYED + "everything = '${repeats}'\n")
+    assert load_config(tmp_path / "whole.py", ["repeats.c=1"]).everything.c == 1
+
+
 def test_parse_cfg_options():
     assert parse_cfg_options(["a.b=1", "c=x,y", "d=None"]) == {
         "a": {"b": 1}, "c": ["x", "y"], "d": None}
