@@ -34,6 +34,12 @@ _demo_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=56, num_image_toke
                     sam2_image_size=64, max_length=512)
 
 criterion = dict(bce_weight=0.5, dice_weight=2.0)
+# Answers name the object after its [SEG] ("[SEG] red circle."; Sa2VA: "Sure, [SEG]." ...),
+# so the LLM loss at [SEG] makes its hidden state - SAM-2's prompt - carry the sentence.
+# A random-init LLM's [SEG] state carries nothing of it otherwise: the prompts of one
+# conversation stay at cosine 0.999 and SAM-2 segments every object (docs/demo.md "Why the
+# tiny model did not refer"). 'sa2va' restores Sa2VA's answers.
+answer_style = 'seg_names_object'
 # SAM-2 width 128 (tiny preset: 32) and lr 3e-4 (was 1e-3), from the oracle-prompt probe
 # (scripts/probe_prompt_grounding.py, docs/demo.md "Why the tiny model did not refer"):
 # at lr 1e-3 the decoder plateaus near the every-object level whatever its width; at 3e-4
@@ -56,10 +62,11 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ConcatDataset', datasets=[
         dict(type='RefCOCODataset', data_root='${data_root}', dataset='refcoco',
-             split='train', max_objects=5, replace=False, max_tiles=1, **_demo_inputs),
+             split='train', max_objects=5, replace=False, max_tiles=1,
+             answer_style='${answer_style}', **_demo_inputs),
         dict(type='RefVOSDataset', name='mevis', data_root='${data_root}/mevis/train',
              max_objects=5, replace=False, num_frames=2, frame_mode='random',
-             **_demo_inputs),
+             answer_style='${answer_style}', **_demo_inputs),
     ]),
     collate_fn=dict(type='sa2va_collate'),
 )

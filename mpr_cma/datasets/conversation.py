@@ -48,6 +48,14 @@ _OPEN, _CLOSE = "\ue000", "\ue001"
 # Sa2VA: num_classes_per_sample=5 (RefCOCO family), select_number=5 (video datasets).
 MAX_OBJECTS = 5
 EXPRESSION_RULES = ("refcoco", "refvos")
+# How each turn is answered: "sa2va" draws one of Sa2VA's SEG_ANSWERS ("Sure, [SEG]." ...);
+# "seg_names_object" (ours, for LLMs trained from random init: the tiny demo) answers
+# "[SEG] red circle left of the square." - the expression without its leading article after
+# the [SEG], so the LLM loss at [SEG] asks its hidden state, the SAM-2 prompt, to name the
+# object. A random-init LLM's [SEG] state otherwise carries nothing of the sentence
+# (docs/demo.md "Why the tiny model did not refer"; a pretrained LLM's does).
+ANSWER_STYLES = ("sa2va", "seg_names_object")
+_ARTICLES = ("the ", "a ", "an ")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,24 @@ def _encode_marked(tokenizer: PreTrainedTokenizerBase, text: str,
     return list(enc["input_ids"]), [(offset + a, offset + b) for a, b in spans]
 
 
+def seg_answer(expression: str, style: str, rng: random.Random | None) -> str:
+    """The answer of one turn in `style` (see ANSWER_STYLES) for a prepared expression.
+
+    Raises:
+        ValueError: unknown style.
+    """
+    if style == "sa2va":
+        return rng.choice(SEG_ANSWERS) if rng else SEG_ANSWERS[0]
+    if style != "seg_names_object":
+        raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {style!r}")
+    name = expression.strip().rstrip(".?! ")
+    for article in _ARTICLES:
+        if name.lower().startswith(article):
+            name = name[len(article):]
+            break
+    return f"{SEG_TOKEN} {name}." if name else f"{SEG_TOKEN}."
+
+
 def encode_referring(
     tokenizer: PreTrainedTokenizerBase,
     expressions: Sequence[str],
@@ -135,6 +161,7 @@ def encode_referring(
     template: ChatTemplate = QWEN_CHAT,
     max_length: int | None = None,
     rule: str = "refcoco",
+    answer_style: str = "sa2va",
 ) -> EncodedConversation:
     """Encode a referring conversation, one question/answer turn per expression.
 
@@ -148,6 +175,7 @@ def encode_referring(
         max_length: fail if longer (the caller drops objects: truncating would cut a
             `[SEG]` or an expression).
         rule: expression rule, "refcoco" (images) or "refvos" (videos); see the module doc.
+        answer_style: one of ANSWER_STYLES (Sa2VA: "sa2va").
 
     Returns:
         `EncodedConversation`; `[SEG]` k of input_ids belongs to expression k.
@@ -163,7 +191,7 @@ def encode_referring(
     for i, (expression, is_question) in enumerate(prepared):
         phrasing = rng.choice(SEG_QUESTIONS) if rng else SEG_QUESTIONS[0]
         question = _question(expression, is_question, phrasing)
-        answer = rng.choice(SEG_ANSWERS) if rng else SEG_ANSWERS[0]
+        answer = seg_answer(expression, answer_style, rng)
         turns.append(Turn((IMAGE_PLACEHOLDER + "\n" if i == 0 else "") + question, answer))
     pieces = build_conversation(turns, num_image_tokens, num_frames, template=template)
     input_ids: list[int] = []
@@ -192,6 +220,7 @@ def encode_referring_fitting(
     rng: random.Random | None = None,
     max_length: int | None = None,
     rule: str = "refcoco",
+    answer_style: str = "sa2va",
 ) -> EncodedConversation:
     """`encode_referring` dropping trailing objects until the sequence fits max_length.
 
@@ -201,7 +230,8 @@ def encode_referring_fitting(
     for count in range(len(expressions), 0, -1):
         try:
             return encode_referring(tokenizer, expressions[:count], num_image_tokens,
-                                    num_frames, rng, max_length=max_length, rule=rule)
+                                    num_frames, rng, max_length=max_length, rule=rule,
+                                    answer_style=answer_style)
         except ValueError:
             if count == 1:
                 raise

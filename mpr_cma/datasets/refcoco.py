@@ -24,7 +24,12 @@ from mmengine.logging import print_log
 from transformers import PreTrainedTokenizerBase
 
 from mpr_cma.datasets.base import SkippingDataset, check_path, sam2_pixels, sentence_ids
-from mpr_cma.datasets.conversation import MAX_OBJECTS, encode_referring_fitting, sample_objects
+from mpr_cma.datasets.conversation import (
+    ANSWER_STYLES,
+    MAX_OBJECTS,
+    encode_referring_fitting,
+    sample_objects,
+)
 from mpr_cma.datasets.layouts import locate_refcoco
 from mpr_cma.datasets.refcoco_format import (
     RefCocoRecord,
@@ -89,6 +94,8 @@ class RefCOCODataset(SkippingDataset):
         sam2_image_size: SAM-2 input size S (1024; tiny: 64).
         max_length: longest token sequence; trailing objects are dropped to fit.
         seed, max_refetch: see `SkippingDataset`.
+        answer_style: how each turn is answered, `conversation.ANSWER_STYLES` (Sa2VA:
+            "sa2va"; "seg_names_object" for a random-init LLM, the tiny demo).
 
     Raises:
         FileNotFoundError: a missing annotation file or image folder (named).
@@ -100,7 +107,8 @@ class RefCOCODataset(SkippingDataset):
                  replace: bool = True, mllm_image_size: int = 448,
                  num_image_tokens_per_tile: int = 256, max_tiles: int = 12,
                  sam2_image_size: int = 1024, max_length: int = 8192,
-                 seed: int | None = None, max_refetch: int = 20, layout: str = "auto") -> None:
+                 seed: int | None = None, max_refetch: int = 20, layout: str = "auto",
+                 answer_style: str = "sa2va") -> None:
         super().__init__(seed, max_refetch)
         self.name = dataset
         self.location = locate_refcoco(check_path(data_root, "data_root"), dataset, layout,
@@ -109,6 +117,9 @@ class RefCOCODataset(SkippingDataset):
         self.image_root = check_path(self.location.image_root, "image folder")
         self.tokenizer = build_tokenizer(tokenizer)
         self.max_objects, self.replace = max_objects, replace
+        if answer_style not in ANSWER_STYLES:
+            raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {answer_style!r}")
+        self.answer_style = answer_style
         self.mllm_image_size, self.tokens_per_tile = mllm_image_size, num_image_tokens_per_tile
         self.max_tiles, self.max_length = max_tiles, max_length
         self.sam2_image_size = sam2_image_size
@@ -165,7 +176,8 @@ class RefCOCODataset(SkippingDataset):
                              f"instances.json says {picked[0].height}x{picked[0].width}")
         tiles = load_image_tiles(image, self.max_tiles, self.mllm_image_size)
         enc = encode_referring_fitting(self.tokenizer, texts, tiles.shape[0] * self.tokens_per_tile,
-                                       rng=rng, max_length=self.max_length)
+                                       rng=rng, max_length=self.max_length,
+                                       answer_style=self.answer_style)
         picked = picked[:len(enc.expressions)]
         masks = np.stack([ref_mask(rec) for rec in picked])[:, None]
         return {

@@ -29,7 +29,12 @@ from mmengine.logging import print_log
 from transformers import PreTrainedTokenizerBase
 
 from mpr_cma.datasets.base import SkippingDataset, check_path, sam2_pixels, sentence_ids
-from mpr_cma.datasets.conversation import MAX_OBJECTS, encode_referring_fitting, sample_objects
+from mpr_cma.datasets.conversation import (
+    ANSWER_STYLES,
+    MAX_OBJECTS,
+    encode_referring_fitting,
+    sample_objects,
+)
 from mpr_cma.datasets.refcoco import TOKENS_PER_TURN, build_tokenizer
 from mpr_cma.datasets.refvos_format import RefVOSSplit
 from mpr_cma.models.mllm.preprocess import (
@@ -64,6 +69,8 @@ class RefVOSDataset(SkippingDataset):
         mllm_image_size, num_image_tokens_per_tile, sam2_image_size, max_length: as in
             `RefCOCODataset` (one tile per key frame).
         seed, max_refetch: see `SkippingDataset`.
+        answer_style: how each turn is answered, `conversation.ANSWER_STYLES` (Sa2VA:
+            "sa2va"; "seg_names_object" for a random-init LLM, the tiny demo).
 
     Raises:
         FileNotFoundError: a missing split directory, meta file, JPEGImages or mask file.
@@ -79,7 +86,8 @@ class RefVOSDataset(SkippingDataset):
                  mllm_image_size: int = 448, num_image_tokens_per_tile: int = 256,
                  sam2_image_size: int = 1024, max_length: int = 8192,
                  seed: int | None = None, max_refetch: int = 20,
-                 anno_id_rule: str = "auto") -> None:
+                 anno_id_rule: str = "auto",
+                 answer_style: str = "sa2va") -> None:
         super().__init__(seed, max_refetch)
         if sam2_frames not in SAM2_FRAME_MODES:
             raise ValueError(f"sam2_frames must be one of {SAM2_FRAME_MODES}, got {sam2_frames!r}")
@@ -95,6 +103,9 @@ class RefVOSDataset(SkippingDataset):
         self.name = name
         self.tokenizer = build_tokenizer(tokenizer)
         self.max_objects, self.replace = max_objects, replace
+        if answer_style not in ANSWER_STYLES:
+            raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {answer_style!r}")
+        self.answer_style = answer_style
         self.num_frames, self.frame_mode = num_frames, frame_mode
         self.sam2_frames, self.sam2_num_frames = sam2_frames, sam2_num_frames
         self.mllm_image_size, self.tokens_per_tile = mllm_image_size, num_image_tokens_per_tile
@@ -156,7 +167,8 @@ class RefVOSDataset(SkippingDataset):
             raise ValueError(f"video {video!r}: frames of different sizes")
         enc = encode_referring_fitting(
             self.tokenizer, [e.exp for e in picked], len(key) * self.tokens_per_tile,
-            num_frames=len(key), rng=rng, max_length=self.max_length, rule="refvos")
+            num_frames=len(key), rng=rng, max_length=self.max_length, rule="refvos",
+            answer_style=self.answer_style)
         picked = picked[:len(enc.expressions)]
         masks = np.stack([self._masks(video, e.anno_ids, sam_frames, size) for e in picked])
         pixel_values = torch.stack([self.transform(images[t]) for t in key])

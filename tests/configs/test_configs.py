@@ -303,6 +303,17 @@ def check_max_length(path, cfg, tmp_path):
     assert {d.max_length for d in datasets_of(build_loader(cfg))} == {1000}
 
 
+def _other_answer_style(cfg0) -> str:
+    """The answer_style a config does not ship (the demo 'seg_names_object', else 'sa2va')."""
+    return {"sa2va": "seg_names_object", "seg_names_object": "sa2va"}[cfg0.answer_style]
+
+
+def check_answer_style(path, cfg, tmp_path):
+    shipped = load_config(path, import_custom_modules=False).answer_style
+    datasets = referring_datasets(cfg)
+    assert datasets and {d.answer_style for d in datasets} == {cfg.answer_style} != {shipped}
+
+
 def referring_datasets(cfg):
     return [d for d in datasets_of(build_loader(cfg))
             if type(d).__name__ in ("RefCOCODataset", "RefVOSDataset")]
@@ -448,6 +459,10 @@ KNOBS = {
                       "dict(type='RefCOCODataset', data_root='${{data_root}}', "
                       "dataset='refcoco', split='train', tokenizer='${{tokenizer}}')])",
                       _first_dataset_option, check_train_dataset),
+    # Set to the style the config does not ship (the demo ships 'seg_names_object').
+    "answer_style": (lambda cfg0: f"answer_style = {_other_answer_style(cfg0)!r}",
+                     lambda cfg0: {"answer_style": _other_answer_style(cfg0)},
+                     check_answer_style),
     "dataset_repeats": ("dataset_repeats = dict(revos=2)", {"dataset_repeats.revos": 2},
                         check_dataset_repeats),
     "collate_fn": ("collate_fn = dict(pad_token_id=7)", {"collate_fn.pad_token_id": 7},

@@ -111,6 +111,27 @@ def test_labels_supervise_only_the_answers(tok):
         assert all(lab == IGNORE_INDEX for lab in enc.labels[start:end])
 
 
+def test_answers_that_name_the_object_follow_the_seg_token(tok):
+    rng = random.Random(0)
+    enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=4, rng=rng,
+                           answer_style="seg_names_object")
+    supervised = tok.decode([t for t, lab in zip(enc.input_ids, enc.labels, strict=True)
+                             if lab != IGNORE_INDEX])
+    # the prepared expression (lower-cased, final "." dropped), its leading article removed
+    assert supervised == ("[SEG] red car.<|im_end|>[SEG] man on the left.<|im_end|>"
+                          "[SEG] dog.<|im_end|>")
+    # the [SEG] ids and expression spans are those of Sa2VA's style, shifted
+    sa2va = encode_referring(tok, EXPRESSIONS, num_image_tokens=4)
+    assert [tok.decode(enc.input_ids[a:b]) for a, b in enc.expression_spans] == [
+        tok.decode(sa2va.input_ids[a:b]) for a, b in sa2va.expression_spans]
+    video = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4,
+                             rule="refvos", answer_style="seg_names_object")
+    assert tok.decode(video.input_ids).endswith(
+        "[SEG] Which animal is running away.<|im_end|>\n")   # asked as is, "?" dropped
+    with pytest.raises(ValueError, match="answer_style must be one of"):
+        encode_referring(tok, EXPRESSIONS, num_image_tokens=4, answer_style="named")
+
+
 def test_question_expression_is_asked_as_is_in_videos_only(tok):
     enc = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4,
                            rule="refvos")

@@ -13,12 +13,17 @@ max_length = 8192
 # distinct objects, none asked twice.
 objects_per_sample = 5
 objects_with_replacement = True
+# How each referring turn is answered: 'sa2va' draws Sa2VA's answers ("Sure, [SEG]." ...);
+# 'seg_names_object' answers "[SEG] red circle." (for an LLM trained from random init:
+# configs/tiny/demo.py, docs/demo.md).
+answer_style = 'sa2va'
 
 # File-local helpers (names starting with '_' are not config fields).
 _image_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=448,
                      num_image_tokens_per_tile=256, sam2_image_size=1024,
                      max_length='${max_length}')
-_objects = dict(max_objects='${objects_per_sample}', replace='${objects_with_replacement}')
+_objects = dict(max_objects='${objects_per_sample}', replace='${objects_with_replacement}',
+                answer_style='${answer_style}')
 _refcoco = dict(type='RefCOCODataset', data_root='${data_root}', split='train',
                 max_tiles=12, **_objects, **_image_inputs)
 # frame_mode='random': Sa2VA's 5 sorted random key frames (distinct when T > 6)
