@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from mpr_cma.datasets.synthetic import SyntheticConfig, generate_synthetic
+from mpr_cma.datasets.synthetic import IMAGE_KINDS, SyntheticConfig, generate_synthetic
 
 GENERATED = ("refcoco", "coco2014", "mevis", "tiers.json", "scenes.json")
 
@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-videos", type=int, default=60)
     p.add_argument("--val-videos", type=int, default=20, help="videos in MeViS valid_u")
     p.add_argument("--frames", type=int, default=8, help="frames per video (>= 3)")
+    p.add_argument("--image-kinds", default=",".join(IMAGE_KINDS),
+                   help="comma-separated image expression kinds to make (default: all; "
+                        "e.g. attribute)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return p.parse_args(argv)
 
@@ -62,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                  "pass --overwrite to replace it")
     for path in existing:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    kinds = tuple(k for k in args.image_kinds.split(",") if k)
+    if not kinds or set(kinds) - set(IMAGE_KINDS):
+        sys.exit(f"--image-kinds must name kinds of {', '.join(IMAGE_KINDS)}, got "
+                 f"{args.image_kinds!r}")
     config = SyntheticConfig(
-        image_size=args.image_size,
+        image_size=args.image_size, image_kinds=kinds,
         images={"train": args.train_images, "val": args.val_images,
                 "testA": args.test_images, "testB": args.test_images},
         videos={"train": args.train_videos, "valid_u": args.val_videos},

@@ -273,17 +273,19 @@ def _candidate_refs(objects: list[SceneObject], obj: SceneObject) -> list[Ref]:
 
 
 def image_expressions(objects: list[SceneObject], rng: np.random.Generator, margin: float,
-                      max_per_object: int = 3) -> dict[int, list[Ref]]:
+                      max_per_object: int = 3,
+                      allowed: tuple[str, ...] = IMAGE_KINDS) -> dict[int, list[Ref]]:
     """Expressions per object id, each denoting exactly that object (kinds varied).
 
     Up to `max_per_object` expressions per object, at most one per kind, structured kinds
-    in random order before the attribute kind. Objects with no expression are left out.
+    in random order before the attribute kind; only the `allowed` kinds are made.
+    Objects with no expression are left out.
     """
     out = {}
     for obj in objects:
         by_kind: dict[str, list[Ref]] = {}
         for ref in _candidate_refs(objects, obj):
-            if resolve(objects, ref, margin) == {obj.id}:
+            if ref.kind in allowed and resolve(objects, ref, margin) == {obj.id}:
                 by_kind.setdefault(ref.kind, []).append(ref)
         structured = [k for k in IMAGE_KINDS[1:] if k in by_kind]
         kinds = [structured[i] for i in rng.permutation(len(structured))]
@@ -331,6 +333,8 @@ class SyntheticConfig:
         frames: Frames per video.
         margin: Pixels by which every spatial comparison of a kept expression must be
             decided (default: image_size / 16, 4 px at 64 px).
+        image_kinds: The image expression kinds to make (default all; e.g. ("attribute",)
+            for scenes asked only by colour / shape, scripts/probe_seg_prompt.py).
     """
 
     image_size: int = 64
@@ -339,6 +343,13 @@ class SyntheticConfig:
     videos: dict[str, int] = field(default_factory=lambda: {"train": 60, "valid_u": 20})
     frames: int = 8
     margin: float | None = None
+    image_kinds: tuple[str, ...] = IMAGE_KINDS
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.image_kinds) - set(IMAGE_KINDS))
+        if unknown or not self.image_kinds:
+            raise ValueError(f"image_kinds must be a non-empty subset of {IMAGE_KINDS}, got "
+                             f"{tuple(self.image_kinds)!r}")
 
 
 def generate_synthetic(out: str | Path, seed: int = 0,
@@ -393,7 +404,8 @@ def _write_images(out: Path, seed: int, cfg: SyntheticConfig, margin: float, sce
             annotations += [{"id": o.id, "image_id": image_id, "iscrowd": 0,
                              "category_id": SHAPES.index(o.shape) + 1,
                              "segmentation": encode_mask(visible[o.id])} for o in objects]
-            for ann_id, exps in image_expressions(objects, rng, margin).items():
+            for ann_id, exps in image_expressions(objects, rng, margin,
+                                                  allowed=cfg.image_kinds).items():
                 tiers[str(len(refs))] = [TIER_OF_KIND[r.kind] for r in exps]
                 refs.append({"ref_id": len(refs), "ann_id": ann_id, "split": split,
                              "sentences": [ref_text(r) for r in exps]})

@@ -195,6 +195,20 @@ def test_expression_kinds_all_present(data):
         assert kinds.get(kind, 0) > 0, kind
 
 
+def test_image_kinds_keeps_only_the_named_kinds(data, tmp_path):
+    config = SyntheticConfig(images=SMALL.images, videos=SMALL.videos, frames=SMALL.frames,
+                             image_kinds=("attribute",))
+    summary = generate_synthetic(tmp_path, seed=3, config=config)
+    image_kinds = {k for k in summary["kinds"] if not k.startswith("motion")}
+    assert image_kinds == {"attribute"}
+    # more attribute expressions than the default mix, where they come last of three
+    assert summary["kinds"]["attribute"] > data[1]["kinds"]["attribute"]
+    for rec in load_refcoco(tmp_path, "refcoco", split="train"):
+        assert all(parse(sent)[0] == "attribute" for sent in rec.sentences)
+    with pytest.raises(ValueError, match="image_kinds must be"):
+        SyntheticConfig(image_kinds=("colour",))
+
+
 @pytest.mark.parametrize("split", ["train", "valid_u"])
 def test_mevis_split_loads_and_resolves(data, split):
     root, summary, scenes = data
