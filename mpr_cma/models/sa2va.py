@@ -99,6 +99,12 @@ class Sa2VAMBA(BaseModel):
             (non-reentrant) instead of storing their activations. Sa2VA always does (xtuner's
             InternVL_V1_5 calls `gradient_checkpointing_enable` on the LLM); the ViT is
             frozen and not checkpointed. Same gradients, less memory, one more LLM forward.
+        prompt_init_gain: None (Sa2VA) keeps PyTorch's default init of text_hidden_fcs; a
+            float g multiplies its last Linear's initial weights by g and zeroes its bias.
+            For a random-init LLM (the tiny demo) the default init gives SAM-2 prompts of
+            std ~0.2, five times below SAM-2's own prompt tokens (~1), and SAM-2 learns to
+            read prompts of that scale far later (docs/demo.md). Init only: loading a
+            checkpoint overrides it.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class Sa2VAMBA(BaseModel):
         llm_loss_weight: float = 1.0,
         gt_mask_size: str = "pred",
         llm_gradient_checkpointing: bool = False,
+        prompt_init_gain: float | None = None,
     ):
         super().__init__()
         if text_tokens not in TEXT_TOKEN_CHOICES:
@@ -151,6 +158,11 @@ class Sa2VAMBA(BaseModel):
         self.text_tokens = text_tokens
         self.uses_text_tokens = self.grounding.mba is not None or self.criterion.uses_tmc
         # New parameters of the method live under their own prefix (not in Sa2VA's keys).
+        if prompt_init_gain is not None:
+            last = self.text_hidden_fcs[2]
+            with torch.no_grad():
+                last.weight.mul_(float(prompt_init_gain))
+                last.bias.zero_()
         self.text_token_fcs = _projection(hidden, width) if self.uses_text_tokens else None
         self.llm_loss_weight = llm_loss_weight
 

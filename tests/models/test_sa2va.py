@@ -218,3 +218,17 @@ def test_tiny_model_builds_on_meta_device_and_counts_like_the_real_one():
     sam = real.grounding.sam2_model
     assert all(p.requires_grad for p in sam.image_encoder.parameters())  # the demo recipe
     assert all(p.requires_grad for p in real.mllm.vision_model.parameters())
+
+
+def test_prompt_init_gain_scales_the_initial_prompts():
+    cfg = load_config(CONFIGS / "tiny" / "sa2va_mba_tiny.py")
+    torch.manual_seed(0)
+    default = MODELS.build(cfg.model)
+    torch.manual_seed(0)
+    scaled = MODELS.build({**cfg.model, "prompt_init_gain": 5.0})
+    a, b = default.text_hidden_fcs[2], scaled.text_hidden_fcs[2]
+    torch.testing.assert_close(b.weight, 5.0 * a.weight)
+    assert b.bias.abs().sum() == 0 and a.bias.abs().sum() > 0
+    hidden = torch.randn(64, default.mllm.llm_config.hidden_size)
+    ratio = scaled.text_hidden_fcs(hidden).std() / default.text_hidden_fcs(hidden).std()
+    assert 3.0 < float(ratio) < 6.0   # the bias is zero, so slightly under the gain
