@@ -13,6 +13,11 @@ Writes, under --out (the data_root of configs/_base_/datasets/refer_seg_tiny.py)
                                                     mask_dict.json
     scenes.json                                     scene descriptions, for checking
     tiers.json                                      the tier of every expression
+    attribute/                                      with --attribute-train-images N: a
+                                                    second root (same layout, seed + 1)
+                                                    of N train images asked by attribute
+                                                    expressions only (the demo's extra
+                                                    training set, configs/tiny/demo.py)
 
 Images and frames are square, --image-size pixels (default 64: the tiny configs give SAM-2
 64 px and the MLLM 56 px tiles). The defaults (400 train / 60 val / 40 testA / 40 testB
@@ -30,7 +35,7 @@ from pathlib import Path
 
 from mpr_cma.datasets.synthetic import IMAGE_KINDS, SyntheticConfig, generate_synthetic
 
-GENERATED = ("refcoco", "coco2014", "mevis", "tiers.json", "scenes.json")
+GENERATED = ("refcoco", "coco2014", "mevis", "attribute", "tiers.json", "scenes.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-kinds", default=",".join(IMAGE_KINDS),
                    help="comma-separated image expression kinds to make (default: all; "
                         "e.g. attribute)")
+    p.add_argument("--attribute-train-images", type=int, default=0,
+                   help="also write OUT/attribute: N train images asked by attribute "
+                        "expressions only, seed + 1 (default 0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return p.parse_args(argv)
 
@@ -77,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         frames=args.frames,
     )
     start = time.perf_counter()
+    if args.attribute_train_images > 0:
+        # Written first: the main root's scenes.json, written last, marks a finished run.
+        extra = SyntheticConfig(
+            image_size=args.image_size, image_kinds=("attribute",),
+            images={"train": args.attribute_train_images, "val": 0, "testA": 0, "testB": 0},
+            videos={"train": 0, "valid_u": 0}, frames=args.frames)
+        counts = generate_synthetic(args.out / "attribute", args.seed + 1, extra)["kinds"]
+        print(f"attribute/ {args.attribute_train_images} train images, "
+              f"{counts.get('attribute', 0)} attribute sentences")
     summary = generate_synthetic(args.out, args.seed, config)
     seconds = time.perf_counter() - start
     size = sum(p.stat().st_size for name in GENERATED for p in

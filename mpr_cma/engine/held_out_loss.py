@@ -1,6 +1,6 @@
 """The training loss of a model on held-out samples: did training learn anything at all?
 
-`held_out_loss` builds the RefCOCO-layout training datasets of a config on another split
+`held_out_loss` builds the first RefCOCO-layout training dataset of a config on another split
 (e.g. "val"), takes its first `count` samples (seeded, so every call sees the same
 conversations, objects and tiles), and returns the model's loss terms on them, with the
 same loss path as training (collate, data preprocessor, `mode="loss"`; point sampling
@@ -21,12 +21,14 @@ __all__ = ["held_out_loss"]
 
 
 def _refcoco_datasets(cfg: Config) -> list[dict]:
+    """The config's first RefCOCO-layout training dataset (the benchmark's; the demo's extra
+    attribute root after it has no held-out split)."""
     dataset = cfg.train_dataloader.dataset
     parts = dataset.get("datasets", [dataset])
     found = [dict(d) for d in parts if d.get("type") == "RefCOCODataset"]
     if not found:
         raise ValueError("held_out_loss: the config trains on no RefCOCODataset")
-    return found
+    return found[:1]
 
 
 def held_out_loss(cfg: Config, weights: str | Path | None, split: str = "val",

@@ -74,7 +74,8 @@ def data_root(tmp_path_factory) -> Path:
     proc = subprocess.run([sys.executable, "scripts/make_synthetic_data.py", "--out",
                            str(root), "--seed", "0", "--train-images=4", "--val-images=3",
                            "--test-images=1", "--train-videos=2", "--val-videos=2",
-                           "--frames=3", "--overwrite"], cwd=ROOT, capture_output=True,
+                           "--frames=3", "--attribute-train-images=2", "--overwrite"],
+                          cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     shutil.copytree(root / "refcoco", root / "refcoco+")
