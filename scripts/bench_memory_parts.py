@@ -25,6 +25,10 @@ own storages excluded: they are state):
 - decoder_mba: SAM-2's prompt encoder and mask decoder (both passes) and MBA
 - criterion: the mask, dice, TMC and boundary losses
 - other: everything else (the [SEG] / text projections, ground-truth resizing, ...)
+- weight_casts: saved matrices of a parameter's shape in another dtype than the parameter:
+  autocast's bf16 copies of fp32 weights, which a layer saves for its input gradient. They
+  do not grow with tokens or rows and do not exist where the weights are bf16 already (the
+  GPU recipe), so they are kept out of the parts above.
 
 Per unit: llm_layers per token, layer and hidden unit (the guessed "~50 bytes" of
 docs/training.md), llm_logits per token, decoder_mba + criterion per grounding row (one
@@ -54,7 +58,7 @@ PARTS = (
     ("criterion", ("criterion",)),
 )
 PART_NAMES = ("vision", "projector", "llm_layers", "llm_logits", "sam2_encoder", "decoder_mba",
-              "criterion", "other")
+              "criterion", "other", "weight_casts")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,12 +131,18 @@ def measure(model, batch: dict, autocast) -> dict:
                     layer.register_forward_hook(leave),
                     layer.register_forward_pre_hook(record_input, with_kwargs=True)]
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    param_dtypes: dict[tuple, set] = {}
+    for p in model.parameters():
+        param_dtypes.setdefault(tuple(p.shape), set()).add(p.dtype)
     owner: dict[int, tuple[str, int]] = {}
 
     def pack(t):
         ptr = t.untyped_storage().data_ptr()
         if ptr not in params and ptr not in owner:
-            owner[ptr] = (stack[-1], t.untyped_storage().nbytes())
+            # matrices only: a 0-d or 1-d tensor of a bias' shape is too common to tell
+            dtypes = param_dtypes.get(tuple(t.shape)) if t.dim() >= 2 else None
+            part = "weight_casts" if dtypes and t.dtype not in dtypes else stack[-1]
+            owner[ptr] = (part, t.untyped_storage().nbytes())
         return t
 
     device = next(model.parameters()).device
