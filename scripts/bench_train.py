@@ -3,20 +3,37 @@
 Usage:
     python scripts/bench_train.py CONFIG [--baseline BASELINE_CONFIG] [--repeats 10]
         [--device cpu|cuda] [--tiles 1] [--objects 3] [--frames 2] [--json OUT.json]
-        [--warmup 2] [--share-weights]
+        [--warmup 2] [--share-weights] [--autocast bf16] [--cfg-options K=V ...]
+        [--variant NAME CONFIG [K=V ...]]
 
 e.g. python scripts/bench_train.py configs/tiny/sa2va_mba_tiny.py \\
          --baseline configs/tiny/sa2va_baseline_tiny.py
+     python scripts/bench_train.py configs/mba_1b.py \\
+         --baseline configs/ablations/sa2va_1b_baseline.py --share-weights \\
+         --cfg-options pretrained_root=DIR --autocast bf16 \\
+         --variant prior_detached configs/mba_1b.py model.grounding.detach_prior=True
 
-Each config's model is built (weights paths are ignored: random init) and trained on the
-same synthetic batch of 2 samples: an image with `--objects` referring expressions and a
-video of `--frames` frames with one expression, encoded and collated by the real data
-pipeline (`encode_referring`, `sa2va_collate`). One step = forward, all
+Each config's model is built (weights paths are ignored: random init; `--cfg-options`,
+applied to every config, is for e.g. `pretrained_root=DIR` whose tokenizer the 1B
+configs read) and trained on the same synthetic batch of 2 samples: an image of `--tiles`
+MLLM tiles with `--objects` referring expressions and a video of `--frames` frames (one
+tile each) with one expression, encoded and collated by the real data pipeline
+(`encode_referring`, `sa2va_collate`), at the model's own sizes (the InternViT tile and
+SAM-2's input side, printed: 448 and 1024 px for the 1B configs). One step = forward, all
 loss terms, backward and an AdamW update. Steps of the two models alternate (round-robin),
 so a slow phase of a shared machine hits both alike; times are medians after 2 warm-up
 steps. Memory: on CUDA the peak allocated memory of a step above the pre-step baseline;
-everywhere the bytes of distinct tensors saved for backward (activations) and the bytes
-of parameters, gradients and Adam states of the trainable parameters.
+on CPU the peak RSS of a step above the RSS before it (sampled every 10 ms, median over
+the timed steps; freed memory the allocator keeps is not seen again, so it is a lower
+bound); everywhere the bytes of distinct tensors saved for backward (activations; storages
+of parameters, which forward saves for the input gradients, are counted in state_bytes,
+not here) and the bytes of parameters, gradients and Adam states of the trainable
+parameters. `--autocast bf16` runs forward under torch.autocast in bf16 (the CPU training
+recipe's DeepSpeed `torch_autocast`; the GPU recipe casts the weights to bf16 instead).
+
+--variant NAME CONFIG [K=V ...] (repeatable) adds an arm: CONFIG with these
+`--cfg-options` on top, timed in the same round-robin and compared to the baseline, e.g.
+a knob of the model (`model.grounding.detach_prior=True`).
 
 --share-weights (for the 1B model on a machine that cannot hold two copies): the
 baseline's parameters that the model also has (same name and shape) are the model's own
@@ -27,10 +44,13 @@ alone, as without the flag.
 """
 
 import argparse
+import contextlib
 import json
 import statistics
+import threading
 import time
 
+import psutil
 import torch
 
 from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
@@ -53,12 +73,47 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model")
     parser.add_argument("--share-weights", action="store_true",
-                        help="the baseline uses the model's tensors (module docstring)")
-    return parser.parse_args()
+                        help="the other arms use the model's tensors (module docstring)")
+    parser.add_argument("--autocast", choices=("none", "bf16"), default="none",
+                        help="forward under torch.autocast in this dtype")
+    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="K=V",
+                        help="overrides for every config, e.g. pretrained_root=DIR")
+    parser.add_argument("--variant", nargs="+", action="append", default=[],
+                        metavar="NAME CONFIG [K=V", help="an extra arm (module docstring)")
+    args = parser.parse_args()
+    for variant in args.variant:
+        if len(variant) < 2 or variant[0] in ("baseline", "model"):
+            parser.error(f"--variant NAME CONFIG [K=V ...], NAME not baseline/model: {variant}")
+    return args
 
 
-def build(config: str, device: torch.device):
-    cfg = load_config(config).model
+class PeakRSS:
+    """Context manager: the peak RSS (bytes) of this process while inside, sampled."""
+
+    def __init__(self, interval: float = 0.01):
+        self.interval, self.process = interval, psutil.Process()
+        self.peak = self.start = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        self.start = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def build(config: str, device: torch.device, cfg_options=()):
+    cfg = load_config(config, list(cfg_options)).model
     cfg.mllm_pretrained = None
     cfg.grounding.ckpt_path = None
     torch.manual_seed(0)
@@ -91,18 +146,31 @@ def make_batch(model, tiles: int, objects: int, frames: int, device: torch.devic
             for k, v in batch.items() if k not in ("meta", "sentences")}
 
 
-def saved_activation_bytes(model, batch: dict) -> int:
+def saved_activation_bytes(model, batch: dict, autocast=None) -> int:
+    """Bytes of the distinct storages saved for backward by one forward, parameters'
+    own storages excluded (they are state, not activations). Tensors saved inside a
+    gradient-checkpointed region are not stored, so not counted."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages: dict[int, int] = {}
 
     def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            storages[ptr] = t.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast_context(
+            autocast, next(model.parameters()).device):
         loss = sum(model(batch, mode="loss").values())
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(storages.values())
+
+
+def autocast_context(dtype, device: torch.device):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def share_parameters(target: torch.nn.Module, source: torch.nn.Module) -> int:
@@ -124,32 +192,44 @@ def share_parameters(target: torch.nn.Module, source: torch.nn.Module) -> int:
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    configs = {"model": args.config}
+    autocast = {"none": None, "bf16": torch.bfloat16}[args.autocast]
+    # name -> (config, extra cfg-options); "model" first so that with --share-weights the
+    # others share its tensors as soon as each is built (never two 1B copies at once).
+    arms = {"model": (args.config, [])}
     if args.baseline:
-        configs = {"baseline": args.baseline, "model": args.config}
+        arms["baseline"] = (args.baseline, [])
+    for name, config, *options in args.variant:
+        arms[name] = (config, options)
+    shared = args.share_weights and len(arms) > 1
     runs = {}
-    for name, config in configs.items():
-        model = build(config, device)
+    for name, (config, options) in arms.items():
+        model = build(config, device, [*args.cfg_options, *options])
+        if shared and name != "model":
+            share_parameters(model, runs["model"]["model"])
         trainable = [p for p in model.parameters() if p.requires_grad]
-        runs[name] = {"config": config, "model": model,
+        runs[name] = {"config": config, "options": options, "model": model,
                       "batch": make_batch(model, args.tiles, args.objects, args.frames, device),
-                      "times": [], "trainable": sum(p.numel() for p in trainable),
+                      "times": [], "rss": [], "trainable": sum(p.numel() for p in trainable),
                       "params": sum(p.numel() for p in model.parameters())}
-    if args.share_weights and "baseline" in runs:
-        share_parameters(runs["baseline"]["model"], runs["model"]["model"])
+    if shared:
         union = {id(p): p for run in runs.values() for p in run["model"].parameters()
                  if p.requires_grad}
-        shared = torch.optim.AdamW(list(union.values()), lr=1e-5)
+        optimizer = torch.optim.AdamW(list(union.values()), lr=1e-5)
         for run in runs.values():
-            run["optimizer"] = shared
+            run["optimizer"] = optimizer
     else:
         for run in runs.values():
             run["optimizer"] = torch.optim.AdamW(
                 [p for p in run["model"].parameters() if p.requires_grad], lr=1e-5)
+    # the round-robin order: baseline, model, variants
+    order = [n for n in ("baseline", "model") if n in runs] + [n for n in runs
+                                                              if n not in ("baseline", "model")]
+    runs = {name: runs[name] for name in order}
 
     def step(run: dict) -> None:
         run["optimizer"].zero_grad(set_to_none=True)
-        losses = run["model"](run["batch"], mode="loss")
+        with autocast_context(autocast, device):
+            losses = run["model"](run["batch"], mode="loss")
         sum(losses.values()).backward()
         run["optimizer"].step()
 
@@ -157,23 +237,33 @@ def main() -> None:
         for run in runs.values():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            step(run)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            with PeakRSS() as rss:
+                start = time.perf_counter()
+                step(run)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds = time.perf_counter() - start
             if i >= args.warmup:
-                run["times"].append(time.perf_counter() - start)
+                run["times"].append(seconds)
+                run["rss"].append(rss.peak - rss.start)
+    tile = next(iter(runs.values()))["model"].mllm.vision_model.image_size
+    size = next(iter(runs.values()))["model"].grounding.image_size
     report = {"device": str(device), "threads": torch.get_num_threads(),
-              "shared_weights": bool(args.share_weights and "baseline" in runs),
+              "shared_weights": shared, "autocast": args.autocast,
+              "tile_px": tile, "sam2_px": size,
               "torch": torch.__version__, "batch": vars(args), "results": {}}
     for name, run in runs.items():
-        result = {"config": run["config"], "step_seconds": statistics.median(run["times"]),
+        result = {"config": run["config"], "options": run["options"],
+                  "step_seconds": statistics.median(run["times"]),
+                  "step_seconds_all": run["times"],
+                  "step_rss_bytes": statistics.median(run["rss"]),
                   "params": run["params"], "trainable": run["trainable"],
                   # bf16/fp32 weights + grads + Adam m, v of what trains, in the run's dtype
                   "state_bytes": sum(p.numel() * p.element_size() for p in
                                      run["model"].parameters())
                   + 3 * run["trainable"] * 4,
-                  "activation_bytes": saved_activation_bytes(run["model"], run["batch"])}
+                  "activation_bytes": saved_activation_bytes(run["model"], run["batch"],
+                                                             autocast)}
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             base = torch.cuda.memory_allocated(device)
@@ -182,18 +272,25 @@ def main() -> None:
             torch.cuda.synchronize(device)
             result["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
         report["results"][name] = result
+    keys = ("step_seconds", "activation_bytes", "step_rss_bytes", "state_bytes",
+            "cuda_peak_bytes")
     if "baseline" in runs:
-        base, model = report["results"]["baseline"], report["results"]["model"]
-        report["ratios"] = {key: model[key] / base[key] for key in
-                            ("step_seconds", "activation_bytes", "state_bytes",
-                             "cuda_peak_bytes") if key in model}
-    print(f"device={report['device']} threads={report['threads']} torch={report['torch']}")
-    print(f"{'':10}{'step ms':>10}{'activ. MiB':>12}{'state MiB':>11}{'trainable':>12}")
+        base = report["results"]["baseline"]
+        report["ratios"] = {name: {key: r[key] / base[key] for key in keys
+                                   if key in r and base[key]}
+                            for name, r in report["results"].items() if name != "baseline"}
+    print(f"device={report['device']} threads={report['threads']} torch={report['torch']} "
+          f"autocast={args.autocast} tile={tile}px sam2={size}px tiles={args.tiles} "
+          f"objects={args.objects} frames={args.frames} shared_weights={shared}")
+    print(f"{'':16}{'step ms':>10}{'step RSS MiB':>14}{'activ. MiB':>12}{'state MiB':>11}"
+          f"{'trainable':>13}")
     for name, r in report["results"].items():
-        print(f"{name:10}{1e3 * r['step_seconds']:>10.1f}{r['activation_bytes'] / 2**20:>12.1f}"
-              f"{r['state_bytes'] / 2**20:>11.1f}{r['trainable']:>12,}  {r['config']}")
-    for key, value in report.get("ratios", {}).items():
-        print(f"model / baseline {key}: {value:.3f}")
+        print(f"{name:16}{1e3 * r['step_seconds']:>10.1f}{r['step_rss_bytes'] / 2**20:>14.1f}"
+              f"{r['activation_bytes'] / 2**20:>12.1f}{r['state_bytes'] / 2**20:>11.1f}"
+              f"{r['trainable']:>13,}  {r['config']} {' '.join(r['options'])}".rstrip())
+    for name, ratios in report.get("ratios", {}).items():
+        for key, value in ratios.items():
+            print(f"{name} / baseline {key}: {value:.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -3,8 +3,10 @@
 Usage:
     python scripts/bench_video_memory.py configs/mba_1b.py --frames 8 32 128 \\
         [--encodings lazy batched] [--max-batched-frames 32] [--size 256] [--json OUT]
+        [--cfg-options pretrained_root=DIR]
 
-The config's model is built at random init (weight paths ignored) and `predict_video`
+The config's model is built at random init (weight paths ignored; `--cfg-options
+pretrained_root=DIR` for the tokenizer folder the 1B configs read) and `predict_video`
 runs on a synthetic video of T frames (--size px squares; SAM-2 resizes them to its S x S)
 with the forced answer "It is [SEG]." (no generation: the MLLM part is the same for every
 T, the first 5 frames). For each encoding ("lazy": each frame encoded when SAM-2 visits
@@ -76,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batched-frames", type=int, default=32)
     p.add_argument("--size", type=int, default=256, help="side of the synthetic frames")
     p.add_argument("--json")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="K=V",
+                   help="config overrides, e.g. pretrained_root=DIR (its tokenizer)")
     args = p.parse_args(argv)
-    cfg = load_config(args.config).model
+    cfg = load_config(args.config, args.cfg_options).model
     cfg.mllm_pretrained, cfg.grounding.ckpt_path = None, None
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{base:.2f} GiB)  {r['seconds']:7.1f} s", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": args.config, "size": args.size,
+            json.dump({"config": args.config, "options": args.cfg_options, "size": args.size,
                        "threads": torch.get_num_threads(), "rows": rows}, f, indent=2)
     return 0
 

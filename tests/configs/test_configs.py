@@ -558,3 +558,26 @@ def test_knob_reaches_the_built_objects(path, knob, data_root, tmp_path):
 
 def test_fake_data_is_a_package_dataset():
     assert DATASETS.get("FakeReferDataset") is FakeReferDataset
+
+
+def test_24gb_preset_keeps_the_recipe_step_with_one_sample_per_gpu(data_root):
+    """configs/mba_1b_24gb.py: batch 1 x 8 accumulation reaches the loader, the sampler's
+    groups (8 samples a GPU, as the recipe's 2 x 4) and DeepSpeed; checkpointing reaches the
+    built model; the recipe's objects per sample are kept."""
+    from mmengine.registry import STRATEGIES
+
+    path = CONFIGS / "mba_1b_24gb.py"
+    cfg = load_config(path, base_options(path, data_root))
+    recipe = load_config(CONFIGS / "mba_1b.py", base_options(CONFIGS / "mba_1b.py", data_root))
+    loader = build_loader(cfg)
+    assert loader.batch_size == 1
+    # xtuner's sampler keeps no per_device_batch_size attribute: the resolved config is
+    # what it was built from
+    assert type(loader.sampler).__name__ == "LengthGroupedSampler"
+    assert cfg.train_dataloader.sampler.per_device_batch_size == 8 == (
+        recipe.batch_size * recipe.accumulative_counts)
+    strategy = STRATEGIES.build(cfg.strategy).config
+    assert (strategy["train_micro_batch_size_per_gpu"],
+            strategy["gradient_accumulation_steps"]) == (1, 8)
+    assert {d.max_objects for d in referring_datasets(cfg)} == {recipe.objects_per_sample}
+    assert _llm_checkpointing(build_model(path, cfg))

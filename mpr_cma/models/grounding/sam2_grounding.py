@@ -21,7 +21,12 @@ Choices (the paper is silent on them):
 - Pass-1 logits are NOT detached by default (`detach_prior=False`): the gate is a smooth
   function of the decoder's own output, so pass 2's loss can also teach the decoder to give
   a better prior. gamma starts at 0, so early in training this gradient is 0 anyway.
-  `detach_prior=True` is the knob for the ablation.
+  `detach_prior=True` is the knob for the ablation; it also runs pass 1 without autograd
+  (nothing else reads pass 1's outputs in training), which saves its activations and its
+  backward. What it changes in the gradients: the mask decoder and the [SEG] prompt (so
+  the LLM and its projection) are trained by pass 2 only, not also through the gate's
+  sigmoid(M / tau) of pass 1; MBA's own gradients are unchanged (it reads the prior's
+  value either way). At gamma = 0 the two settings give the same gradients.
 - An object SAM-2 scores absent (object score <= 0) gets two hard substitutions in SAM-2:
   mask logits -1024, and `no_obj_ptr` as object pointer (read by later frames' memory).
   Sa2VA keeps only the pointer one (the mask one is commented out in its `sam2.py`, in
@@ -354,9 +359,14 @@ class SAM2Grounding(nn.Module):
             raise ValueError(
                 f"prompt must be (B={b}, n, C={self.hidden_dim}), got {tuple(prompt.shape)}"
             )
+        two_pass = self.mba is not None and use_mba
         with self._autocast(visual.device):
-            first = self._sam_heads(visual, high_res, prompt)
-            if self.mba is None or not use_mba:
+            # A detached prior is all that pass 1 feeds (no loss reads its outputs), so it
+            # runs without autograd: the same values and gradients as a detach after it,
+            # none of its activations stored and no graph built.
+            with torch.no_grad() if two_pass and self.detach_prior else contextlib.nullcontext():
+                first = self._sam_heads(visual, high_res, prompt)
+            if not two_pass:
                 return first, first, visual, None
             if text is None:
                 raise ValueError("SAM2Grounding with mba needs `text` (B, N, C) tokens")

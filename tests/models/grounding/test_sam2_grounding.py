@@ -195,6 +195,51 @@ def test_mask_loss_gradient_flow(detach_prior):
     assert model.mba.router.mlp[0].weight.grad.abs().sum() > 0
 
 
+
+def test_detached_prior_runs_pass1_without_autograd_same_gradients():
+    """detach_prior=True runs pass 1 under no_grad: the gradients equal a pass 1 with
+    autograd whose logits are detached before the gate (the former implementation), and
+    pass 1 leaves nothing saved for backward."""
+    images, prompt, text, text_mask = make_inputs()
+    target = (torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.5)
+    grads = {}
+    for name in ("no_grad", "detach_after"):
+        model = make_model(gamma=0.5, detach_prior=True)
+        if name == "detach_after":
+            heads = model._sam_heads
+
+            def with_grad(*args, _heads=heads):
+                with torch.enable_grad():  # pass 1 with autograd, its prior detached after
+                    return _heads(*args)
+
+            model._sam_heads = with_grad
+        p = prompt.clone().requires_grad_(True)
+        feats = model.encode(model.preprocess(images))
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, _s=saved: _s.append(t) or t,
+                                                      lambda t: t):
+            out = model.segment_images(feats, torch.tensor([0, 1, 1]), p, text, text_mask)
+        F.binary_cross_entropy_with_logits(out["pred_masks"], target.float()).backward()
+        grads[name] = {"prompt": p.grad, **{n: q.grad for n, q in model.named_parameters()
+                                            if q.grad is not None}}
+        grads[name + "_saved"] = len(saved)
+        if name == "no_grad":
+            assert out["pred_masks_pass1"].grad_fn is None
+            assert out["pred_masks"].grad_fn is not None
+    assert grads["no_grad"].keys() == grads["detach_after"].keys()
+    for key, grad in grads["no_grad"].items():
+        torch.testing.assert_close(grad, grads["detach_after"][key], rtol=0, atol=0)
+    assert grads["no_grad_saved"] < grads["detach_after_saved"]
+
+
+def test_pass1_keeps_autograd_without_mba_and_with_its_prior():
+    """No MBA (Sa2VA): pass 1 is the final pass, with gradients even if detach_prior."""
+    images, prompt, _, _ = make_inputs()
+    model = make_model(mba=False, detach_prior=True)
+    feats = model.encode(model.preprocess(images))
+    out = model.segment_images(feats, torch.tensor([0, 1, 1]), prompt.requires_grad_(True))
+    assert out["pred_masks"].grad_fn is not None
+
 def test_video_shapes_and_memory():
     model = make_model(gamma=0.5).eval()
     images, prompt, text, text_mask = make_inputs(frames=3, objects=2)
