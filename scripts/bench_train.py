@@ -47,14 +47,13 @@ import argparse
 import contextlib
 import json
 import statistics
-import threading
 import time
 
-import psutil
 import torch
 
 from mpr_cma.datasets import encode_referring, sa2va_collate, sentence_ids
 from mpr_cma.engine.config import load_config
+from mpr_cma.engine.peak_rss import PeakRSS
 from mpr_cma.registry import MODELS
 
 EXPRESSIONS = ["the red circle", "the square left of the blue triangle",
@@ -85,31 +84,6 @@ def parse_args() -> argparse.Namespace:
         if len(variant) < 2 or variant[0] in ("baseline", "model"):
             parser.error(f"--variant NAME CONFIG [K=V ...], NAME not baseline/model: {variant}")
     return args
-
-
-class PeakRSS:
-    """Context manager: the peak RSS (bytes) of this process while inside, sampled."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval, self.process = interval, psutil.Process()
-        self.peak = self.start = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "PeakRSS":
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 def build(config: str, device: torch.device, cfg_options=()):

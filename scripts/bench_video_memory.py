@@ -19,42 +19,16 @@ frame at 1024 px).
 
 import argparse
 import json
-import threading
 import time
 
 import numpy as np
-import psutil
 import torch
 from PIL import Image
 
 from mpr_cma.engine.config import load_config
+from mpr_cma.engine.peak_rss import PeakRSS
 from mpr_cma.models.inference import VIDEO_ENCODINGS, predict_video
 from mpr_cma.registry import MODELS
-
-
-class PeakRSS:
-    """Context manager: the peak RSS (bytes) of this process while inside, sampled."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval, self.process = interval, psutil.Process()
-        self.peak = self.start = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "PeakRSS":
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 def synthetic_video(num_frames: int, size: int) -> list[Image.Image]:
@@ -92,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             if encoding == "batched" and num_frames > args.max_batched_frames:
                 continue
             start = time.perf_counter()
-            with PeakRSS() as rss:
+            with PeakRSS(interval=0.02) as rss:
                 out = predict_video(model, video, "the red square", answer="It is [SEG].",
                                     encoding=encoding)
             rows.append({"encoding": encoding, "frames": num_frames,
