@@ -55,7 +55,8 @@ def test_1b_training_samples_and_loss_grid_are_sa2va_s(name):
 def test_tiny_demo_keeps_its_recorded_draw_and_grid():
     cfg = load_config(CONFIGS / "tiny" / "demo.py", import_custom_modules=False)
     assert cfg.model.gt_mask_size == "input"
-    assert [d.replace for d in referring(cfg)] == [False, False]
+    # the benchmark's RefCOCO split, the attribute root, the MeViS videos
+    assert [d.replace for d in referring(cfg)] == [False, False, False]
 
 
 # Sa2VA's `repeats=` of the datasets the 1B recipe shares with it

@@ -53,8 +53,11 @@ def test_tiny_run_logs_val_metrics_to_scalars_and_tensorboard(data, tmp_path):
     records = [json.loads(line) for line in scalars.read_text().splitlines()]
     val = [r for r in records if "refcoco_val/cIoU" in r]
     train = [r for r in records if "loss" in r]
-    iterations = train[-1]["iter"]   # 16 training samples / batch 2 = 8 per epoch
-    assert iterations == 24 and [r["step"] for r in val] == list(range(4, 25, 4))
+    # 28 training samples an epoch (the quick data's 12 RefCOCO images, 4 of its attribute
+    # root, 3 x its 4 videos; configs/tiny/demo.py) / batch 2 = 14 per epoch, 42 in all;
+    # the last one logged (log_interval 4) is 40; validation every 4 and after the last
+    iterations = train[-1]["iter"]
+    assert iterations == 40 and [r["step"] for r in val] == [*range(4, 41, 4), 42]
     for r in val:   # forced answers: masks are scored
         assert 0.0 <= r["refcoco_val/cIoU"] <= 1.0 and 0.0 <= r["mevis_u_valid_u/J&F"] <= 1.0
         assert r["refcoco_val/num_items"] == 2 and r["mevis_u_valid_u/num_items"] == 2
