@@ -2,7 +2,8 @@
 # synthetic referring benchmark (scripts/make_synthetic_data.py: shapes with spatial,
 # ordinal, size and motion expressions in the RefCOCO and MeViS layouts) on 2 CPU
 # processes through the real path (torchrun, DeepSpeed ZeRO-2, gloo):
-#   python scripts/make_synthetic_data.py --out work_dirs/demo/data --seed 0 --attribute-train-images 1200
+#   python scripts/make_synthetic_data.py --out work_dirs/demo/data --seed 0 \
+#       --attribute-train-images 1200
 #   tools/dist_train.sh configs/tiny/demo.py 2 --work-dir work_dirs/demo/train
 # scripts/run_demo.py runs these, evaluates with tools/test.py and writes the report.
 #

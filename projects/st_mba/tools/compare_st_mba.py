@@ -1,7 +1,8 @@
 """Per-frame MBA vs spatio-temporal MBA on the synthetic benchmark, several seeds, one table.
 
 Usage:
-    python scripts/make_synthetic_data.py --out work_dirs/st_mba/data --seed 0 --attribute-train-images 1200
+    python scripts/make_synthetic_data.py --out work_dirs/st_mba/data --seed 0 \\
+        --attribute-train-images 1200
     python projects/st_mba/tools/compare_st_mba.py --data-root work_dirs/st_mba/data \\
         --seeds 0 1 2 --epochs 3 --out work_dirs/st_mba/compare [--arms per_frame st_mba]
 
