@@ -133,7 +133,6 @@ class _Resolver:
             raise ConfigReferenceError(f"{where}: '${{{expr}}}' failed: "
                                        f"{type(err).__name__}: {err}") from None
 
-
     def _note_key_reads(self, expr: str) -> None:
         """Record which fields `expr` reads whole and which it reads by a literal key."""
         tree = ast.parse(expr, mode="eval")
@@ -148,8 +147,8 @@ class _Resolver:
                           and id(node) not in keyed)
 
     def unread_keys(self) -> list[str]:
-        """"field.key" of each key of a dict field that references read only key by key,
-        and never this key."""
+        """The "field.key" of each key of a dict field that references read only key by
+        key, and never this key."""
         return sorted(f"{name}.{key}" for name, read in self.keys.items()
                       if name not in self.whole and isinstance(self.cfg[name], Mapping)
                       for key in self.cfg[name] if key not in read)

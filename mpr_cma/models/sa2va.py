@@ -157,12 +157,12 @@ class Sa2VAMBA(BaseModel):
         self.text_hidden_fcs = _projection(hidden, width)
         self.text_tokens = text_tokens
         self.uses_text_tokens = self.grounding.mba is not None or self.criterion.uses_tmc
-        # New parameters of the method live under their own prefix (not in Sa2VA's keys).
         if prompt_init_gain is not None:
             last = self.text_hidden_fcs[2]
             with torch.no_grad():
                 last.weight.mul_(float(prompt_init_gain))
                 last.bias.zero_()
+        # New parameters of the method live under their own prefix (not in Sa2VA's keys).
         self.text_token_fcs = _projection(hidden, width) if self.uses_text_tokens else None
         self.llm_loss_weight = llm_loss_weight
 
