@@ -30,10 +30,12 @@ _base_ = [
 ]
 data_root = 'work_dirs/demo/data'
 val_data_root = '${data_root}'
-# The synthetic data's sizes (scripts/make_synthetic_data.py --image-size 64): SAM-2 at
-# 64 px, one 56 px InternViT tile (4 image tokens).
+# SAM-2's input side in px (the datasets' resize and the grounding's image_size); the
+# synthetic data is written at this size (scripts/make_synthetic_data.py --image-size).
+sam2_image_size = 64
+# One 56 px InternViT tile (4 image tokens).
 _demo_inputs = dict(tokenizer='${tokenizer}', mllm_image_size=56, num_image_tokens_per_tile=4,
-                    sam2_image_size=64, max_length=512)
+                    sam2_image_size='${sam2_image_size}', max_length=512)
 
 criterion = dict(bce_weight=0.5, dice_weight=2.0)
 # Answers name the object after its [SEG] ("[SEG] red circle."; Sa2VA: "Sure, [SEG]." ...),
@@ -51,7 +53,8 @@ answer_style = 'seg_names_object'
 # probe of docs/demo.md: an oracle prompt of std 0.2 is not followed in 600 steps, one of
 # std 1 by 300; with the MLLM's prompts the onset moves from ~600 to ~500 steps).
 model = dict(
-    grounding=dict(train_image_encoder=True, multimask_output=False, preset_dim=128),
+    grounding=dict(train_image_encoder=True, multimask_output=False, preset_dim=128,
+                   image_size='${sam2_image_size}'),
     lora=None,
     freeze_vision=False,
     prompt_init_gain=5.0,

@@ -315,6 +315,13 @@ def check_answer_style(path, cfg, tmp_path):
     assert datasets and {d.answer_style for d in datasets} == {cfg.answer_style} != {shipped}
 
 
+def check_sam2_image_size(path, cfg, tmp_path):
+    datasets = referring_datasets(cfg)
+    assert datasets and {d.sam2_image_size for d in datasets} == {128}
+    assert datasets[0][0]["g_pixel_values"].shape[-2:] == (128, 128)
+    assert cfg.model.grounding.image_size == 128
+
+
 def referring_datasets(cfg):
     return [d for d in datasets_of(build_loader(cfg))
             if type(d).__name__ in ("RefCOCODataset", "RefVOSDataset")]
@@ -464,6 +471,8 @@ KNOBS = {
     "answer_style": (lambda cfg0: f"answer_style = {_other_answer_style(cfg0)!r}",
                      lambda cfg0: {"answer_style": _other_answer_style(cfg0)},
                      check_answer_style),
+    "sam2_image_size": ("sam2_image_size = 128", {"sam2_image_size": 128},
+                        check_sam2_image_size),
     "dataset_repeats": ("dataset_repeats = dict(revos=2)", {"dataset_repeats.revos": 2},
                         check_dataset_repeats),
     "collate_fn": ("collate_fn = dict(pad_token_id=7)", {"collate_fn.pad_token_id": 7},
