@@ -163,19 +163,24 @@ class Steps:
         self.seconds[name] = round(time.perf_counter() - start, 1)
 
 
-def make_data(steps: Steps, data: Path, seed: int, quick: bool) -> None:
-    """Generate the data, or reuse a complete copy of the same seed (scenes.json is
-    written last, so its presence means the generation finished)."""
+def make_data(steps: Steps, data: Path, seed: int, quick: bool, image_size: int) -> None:
+    """Generate the data at `image_size` px, or reuse a complete copy of the same seed and
+    size (scenes.json is written last, so its presence means the generation finished)."""
     scenes = data / "scenes.json"
     if scenes.is_file():
         found = json.loads(scenes.read_text()).get("seed")
         if found != seed:
             sys.exit(f"[demo] {data} holds data of seed {found}, not {seed}: delete it or "
                      f"use another --work-dir")
+        size = json.loads(scenes.read_text()).get("image_size")
+        if size != image_size:
+            sys.exit(f"[demo] {data} holds {size} px images, the config's sam2_image_size is "
+                     f"{image_size}: delete it or use another --work-dir")
         print(f"[demo] data: {data} exists, reused (delete it to regenerate)")
         return
     sizes = QUICK_DATA if quick else FULL_DATA
     options = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
+    options.append(f"--image-size={image_size}")
     # An interrupted generation left a partial folder: replace it.
     steps.run("data", [sys.executable, str(REPO / "scripts/make_synthetic_data.py"),
                        "--out", str(data), "--seed", str(seed), "--overwrite", *options])
@@ -422,6 +427,12 @@ def improvement_check(rows: dict, min_gain: float, quick: bool, losses: dict,
             "passed": passed, "verdict": verdict}
 
 
+def config_image_size(config: Path) -> int:
+    """The side the demo's data is written at: the config's `sam2_image_size` (64 if it
+    has none, the synthetic data's default)."""
+    return int(load_config(config, import_custom_modules=False).get("sam2_image_size", 64))
+
+
 def held_out_losses(config: Path, data: Path, train_dir: Path) -> dict[str, dict]:
     """Held-out loss terms (RefCOCO val) of the trained and of the untrained model."""
     cfg = load_config(config, {"data_root": str(data)})
@@ -477,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                                              work / "report")
     check_work_dir(work, args)
     steps = Steps(work / "logs", progress=not args.no_progress)
-    make_data(steps, data, args.seed, args.quick)
+    make_data(steps, data, args.seed, args.quick, config_image_size(args.config))
     train(steps, args, data, train_dir)
     results = evaluate(steps, args, data, train_dir, eval_dir)
     with steps.timed("yardsticks"):

@@ -110,10 +110,24 @@ def test_existing_data_of_another_seed_is_refused(tmp_path):
     demo = load_script("run_demo")
     data = make_quick_data(tmp_path / "data")  # seed 0
     steps = demo.Steps(tmp_path / "logs")
-    demo.make_data(steps, data, 0, quick=True)
+    demo.make_data(steps, data, 0, quick=True, image_size=64)
     assert steps.commands == []  # reused
     with pytest.raises(SystemExit, match="seed 0, not 1"):
-        demo.make_data(steps, data, 1, quick=True)
+        demo.make_data(steps, data, 1, quick=True, image_size=64)
+    with pytest.raises(SystemExit, match="64 px images, the config's sam2_image_size is 128"):
+        demo.make_data(steps, data, 0, quick=True, image_size=128)
+
+
+def test_data_is_written_at_the_configs_sam2_image_size(tmp_path):
+    demo = load_script("run_demo")
+    assert demo.config_image_size(ROOT / "configs/tiny/demo.py") == 64
+    leaf = tmp_path / "demo128.py"
+    leaf.write_text(f"_base_ = [{str(ROOT / 'configs/tiny/demo.py')!r}]\nsam2_image_size = 128\n")
+    assert demo.config_image_size(leaf) == 128
+    steps = demo.Steps(tmp_path / "logs")
+    steps.run = lambda name, command: steps.commands.append(command)
+    demo.make_data(steps, tmp_path / "data", 0, quick=True, image_size=128)
+    assert "--image-size=128" in steps.commands[0]
 
 
 def test_quick_demo_writes_every_report_file(tmp_path):
