@@ -168,11 +168,12 @@ def make_data(steps: Steps, data: Path, seed: int, quick: bool, image_size: int)
     size (scenes.json is written last, so its presence means the generation finished)."""
     scenes = data / "scenes.json"
     if scenes.is_file():
-        found = json.loads(scenes.read_text()).get("seed")
+        written = json.loads(scenes.read_text())
+        found = written.get("seed")
         if found != seed:
             sys.exit(f"[demo] {data} holds data of seed {found}, not {seed}: delete it or "
                      f"use another --work-dir")
-        size = json.loads(scenes.read_text()).get("image_size")
+        size = written.get("image_size")
         if size != image_size:
             sys.exit(f"[demo] {data} holds {size} px images, the config's sam2_image_size is "
                      f"{image_size}: delete it or use another --work-dir")
