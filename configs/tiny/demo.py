@@ -90,11 +90,15 @@ train_dataloader = dict(
     ]),
     collate_fn=dict(type='sa2va_collate'),
 )
-# CPU precision: fp32 master weights with bf16 autocast (see configs/tiny/train_tiny.py for
-# why DeepSpeed's bf16 weights cannot run SAM-2 on CPU).
+# CPU precision: fp32 (configs/tiny/train_tiny.py says why DeepSpeed's bf16 weights cannot
+# run SAM-2 on CPU). Not bf16 autocast: on a CPU without bf16 instructions (no avx512_bf16 /
+# amx_bf16, e.g. an AVX2-only AMD EPYC) a demo step takes 4-5x longer under it (measured
+# with scripts/bench_train.py, docs/training.md "Precision on CPU") for the same scores
+# (docs/demo.md). Bf16 autocast:
+#   --cfg-options strategy.config.torch_autocast.enabled=True
 strategy = dict(
     bf16=dict(enabled=False),
-    config=dict(torch_autocast=dict(enabled=True, dtype='bfloat16')),
+    config=dict(torch_autocast=dict(enabled=False, dtype='bfloat16')),
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
