@@ -74,19 +74,21 @@ def encode_prompt(tokenizer, expression: str, num_image_tokens: int, num_frames:
 
 
 @torch.no_grad()
-def greedy_answer(model, input_ids: Tensor, pixel_values: Tensor,
+def greedy_answer(model, input_ids: Tensor, vision_embeds: Tensor,
                   max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list[int], bool]:
     """Greedy decoding with the KV cache until `<|im_end|>` / `<|endoftext|>`.
 
     Args:
-        model: Sa2VAMBA. input_ids: (1, L). pixel_values: (T, 3, s, s).
+        model: Sa2VAMBA. input_ids: (1, L).
+        vision_embeds: (T, n, H_llm) `model.mllm.extract_feature` of the T tiles (encoded
+            by the caller, who reuses them for the teacher-forced [SEG] pass).
 
     Returns:
         (generated token ids without the stop token, whether a stop token ended it).
     """
     llm = model.mllm.language_model
     stops = {token_id(model.tokenizer, t) for t in (IM_END_TOKEN, ENDOFTEXT_TOKEN)}
-    embeds = model.mllm.embed_inputs(input_ids, pixel_values)
+    embeds = model.mllm.embed_inputs(input_ids, vision_embeds=vision_embeds)
     out = llm(inputs_embeds=embeds, use_cache=True, return_dict=True)
     generated: list[int] = []
     for _ in range(max_new_tokens):
@@ -131,8 +133,12 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
     ids, span = encode_prompt(model.tokenizer, expression, num_tokens, num_frames_llm, video)
     input_ids = torch.tensor([ids], device=device)
     pixel_values = pixel_values.to(device, next(model.mllm.mlp1.parameters()).dtype)
+    # The ViT runs once per sample: generation and the teacher-forced pass share its tokens
+    # (encoded only when needed: a forced answer without [SEG] needs no vision at all).
+    vit = None
     if answer is None:
-        new, stopped = greedy_answer(model, input_ids, pixel_values, max_new_tokens)
+        vit = model.mllm.extract_feature(pixel_values)
+        new, stopped = greedy_answer(model, input_ids, vit, max_new_tokens)
     else:
         new, stopped = model.tokenizer.encode(answer, add_special_tokens=False), True
     text = model.tokenizer.decode(new)
@@ -144,7 +150,9 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
     # are the hidden states generation saw. That prefix holds exactly the used [SEG]s (all
     # of them, or a video's first) and the prompt none (`encode_prompt`).
     full = torch.tensor([ids + new[: segs[-1] + 1]], device=device)
-    out = model.mllm(full, pixel_values, output_hidden_states=True)
+    if vit is None:
+        vit = model.mllm.extract_feature(pixel_values)
+    out = model.mllm(full, vision_embeds=vit, output_hidden_states=True)
     text_in = model.object_text(out.hidden_states[-1], full, [len(segs)], [[span] * len(segs)])
     grounding = model.grounding
     args = (text_in["prompt"], text_in["text"], text_in["text_mask"])

@@ -153,7 +153,7 @@ class InternVLChatModel(nn.Module):
 
     def embed_inputs(
         self, input_ids: Tensor, pixel_values: Tensor | None = None,
-        image_flags: Tensor | None = None,
+        image_flags: Tensor | None = None, vision_embeds: Tensor | None = None,
     ) -> Tensor:
         """Token embeddings with every `<IMG_CONTEXT>` replaced by a vision token.
 
@@ -162,6 +162,9 @@ class InternVLChatModel(nn.Module):
             pixel_values: (T, 3, S, S) tiles of the whole batch, in prompt order, or None.
             image_flags: (T,) or (T, 1), 1 = the tile is real, 0 = a dummy tile of a
                 text-only sample (dropped). None = all real.
+            vision_embeds: (T, n, H_llm) `extract_feature` output of the tiles, given in
+                place of pixel_values, so that several passes over one image (inference:
+                generation, then the teacher-forced [SEG] pass) run the ViT once.
 
         Returns:
             (B, L, H_llm) input embeddings.
@@ -173,12 +176,14 @@ class InternVLChatModel(nn.Module):
         embeds = self.language_model.get_input_embeddings()(input_ids)
         selected = input_ids == self.img_context_token_id
         n_context = int(selected.sum())
-        if pixel_values is None:
+        if pixel_values is not None and vision_embeds is not None:
+            raise ValueError("give pixel_values or vision_embeds, not both")
+        if pixel_values is None and vision_embeds is None:
             if n_context:
                 raise ValueError(f"input_ids hold {n_context} <IMG_CONTEXT> tokens (id "
                                  f"{self.img_context_token_id}) but no pixel_values were given")
             return embeds
-        vit = self.extract_feature(pixel_values)
+        vit = self.extract_feature(pixel_values) if vision_embeds is None else vision_embeds
         if image_flags is not None:
             vit = vit[image_flags.reshape(-1) == 1]
         vit_tokens = vit.reshape(-1, vit.shape[-1]).to(embeds.dtype)
@@ -202,6 +207,7 @@ class InternVLChatModel(nn.Module):
         position_ids: Tensor | None = None,
         image_flags: Tensor | None = None,
         output_hidden_states: bool = True,
+        vision_embeds: Tensor | None = None,
     ) -> CausalLMOutputWithPast:
         """Training forward: vision tokens in place of `<IMG_CONTEXT>`, then the LLM.
 
@@ -214,12 +220,14 @@ class InternVLChatModel(nn.Module):
             image_flags: (T,) or (T, 1) tile flags (see `embed_inputs`).
             output_hidden_states: return the LLM hidden states (num_layers + 1 tensors of
                 (B, L, H_llm); the last one, after the final norm, feeds [SEG] decoding).
+            vision_embeds: precomputed vision tokens in place of pixel_values (see
+                `embed_inputs`).
 
         Returns:
             transformers CausalLMOutputWithPast: loss (fp32 scalar, if labels), logits
             (B, L, vocab), hidden_states.
         """
-        embeds = self.embed_inputs(input_ids, pixel_values, image_flags)
+        embeds = self.embed_inputs(input_ids, pixel_values, image_flags, vision_embeds)
         return self.language_model(
             inputs_embeds=embeds,
             attention_mask=attention_mask,

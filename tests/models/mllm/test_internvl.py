@@ -140,6 +140,22 @@ def test_img_context_embeddings_replaced_in_order():
     torch.testing.assert_close(embeds[~selected], table[input_ids[~selected]])
 
 
+def test_precomputed_vision_embeds_stand_in_for_pixels():
+    """Inference encodes the tiles once and passes the tokens to several forwards."""
+    model = tiny_model()
+    input_ids, mask, _, pixels = make_batch()
+    with torch.no_grad():
+        vit = model.extract_feature(pixels)
+        assert torch.equal(model.embed_inputs(input_ids, vision_embeds=vit),
+                           model.embed_inputs(input_ids, pixels))
+        assert torch.equal(model(input_ids, attention_mask=mask, vision_embeds=vit).logits,
+                           model(input_ids, pixels, mask).logits)
+    with pytest.raises(ValueError, match="not both"):
+        model.embed_inputs(input_ids, pixels, vision_embeds=vit)
+    with pytest.raises(ValueError, match="12 <IMG_CONTEXT> tokens.*8 vision tokens"):
+        model.embed_inputs(input_ids, vision_embeds=vit[:2])
+
+
 def test_context_count_mismatch_names_both_counts():
     model = tiny_model()
     input_ids, mask, _, pixels = make_batch()  # 12 context tokens, 3 tiles
