@@ -5,9 +5,11 @@ predictions (COCO RLE, small) are gathered to rank 0 with `all_gather_object` an
 in item order (`merge_shards`), and rank 0 scores them with the same evaluation code as
 `tools/test.py --eval-only`:
 
-- RefCOCO/+/g: one item per sentence (`sentence_items`), `predict_image` (greedy answer;
-  teacher forcing only with `answer=`); an answer without [SEG] is an empty mask, counted
-  in metrics["no_seg"]; `RefCOCOEvaluator` gives cIoU / gIoU.
+- RefCOCO/+/g: one item per sentence (`sentence_items`), predicted as `predict_image`
+  (greedy answer; teacher forcing only with `answer=`), a rank's sentences of one image
+  in one `predict_image_sentences` call (`group_by_image`: the image is read and encoded
+  once, the results are the same and kept in item order); an answer without [SEG] is an
+  empty mask, counted in metrics["no_seg"]; `RefCOCOEvaluator` gives cIoU / gIoU.
 - Referring video (davis17, mevis_u, mevis): one item per expression, `predict_video` over
   all frames; rank 0 writes WORK_DIR/predictions.json (the Sa2VA ref_vos_eval.py format
   with RLE masks) and scores it with `evaluate_predictions` (or, for the server-scored
@@ -37,7 +39,7 @@ from mpr_cma.datasets import sentence_items as refcoco_sentence_items
 from mpr_cma.evaluation import RefCOCOEvaluator, evaluate_predictions, write_submission
 from mpr_cma.evaluation.refvos import RleJsonPredictions
 from mpr_cma.evaluation.submission import encode_png
-from mpr_cma.models.inference import predict_image, predict_video
+from mpr_cma.models.inference import predict_image_sentences, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
 
 logger = logging.getLogger(__name__)
@@ -45,8 +47,8 @@ logger = logging.getLogger(__name__)
 STAGES = ("data", "model", "post_processing")
 VIDEO_DATASETS = {"davis17": "davis17", "mevis_u": "mevis", "mevis": "mevis"}
 
-__all__ = ["StageTimer", "merge_shards", "run_refcoco", "run_refvos", "shard_indices",
-           "world_info"]
+__all__ = ["StageTimer", "group_by_image", "merge_shards", "run_refcoco", "run_refvos",
+           "shard_indices", "world_info"]
 
 
 # ---------------------------------------------------------------------- sharding
@@ -82,6 +84,20 @@ def gather_to_main(items: list[Any]) -> list[Any] | None:
         return list(items)
     shards = all_gather_object(items)
     return merge_shards(shards) if rank == 0 else None
+
+
+def group_by_image(items: Sequence[tuple],
+                   indices: Sequence[int]) -> list[tuple[Any, list[int]]]:
+    """The items `indices` grouped by image: [(image_path, [index, ...]), ...].
+
+    Groups come in the order of their image's first item, indices in their given order,
+    so concatenating the groups gives back `indices` when each image's items are
+    consecutive. items: `sentence_items` rows (item_id, record, sentence).
+    """
+    groups: dict[Any, list[int]] = {}
+    for index in indices:
+        groups.setdefault(items[index][1].image_path, []).append(index)
+    return list(groups.items())
 
 
 # ---------------------------------------------------------------------- timing
@@ -146,20 +162,29 @@ def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
                                                     layout=layout))
     if not items:
         raise ValueError(f"{data_root}/{dataset}: split {split!r} has no sentence")
-    preds = []
-    for index in tqdm(shard_indices(len(items), rank, world), desc=f"{dataset} {split}",
-                      unit="sent", disable=not progress or rank != 0):
-        item_id, record, sentence = items[index]
+    indices = shard_indices(len(items), rank, world)
+    by_index = {}
+    bar = tqdm(total=len(indices), desc=f"{dataset} {split}", unit="sent",
+               disable=not progress or rank != 0)
+    # Each image is encoded once for all of its sentences (predict_image_sentences); the
+    # predictions are put back in item order, so results are those of one call per item.
+    for image_path, group in group_by_image(items, indices):
         with timer("data"):
-            image = open_image(record.image_path)
+            image = open_image(image_path)
         with timer("model"):
-            out = predict_image(model, image, sentence, max_tiles=max_tiles, answer=answer,
-                                max_new_tokens=max_new_tokens)
+            outs = predict_image_sentences(model, image, [items[i][2] for i in group],
+                                           max_tiles=max_tiles, answer=answer,
+                                           max_new_tokens=max_new_tokens)
         with timer("post_processing"):
-            preds.append({"item_id": item_id, "rle": encode_mask(out["mask"]),
-                          "has_seg": out["has_seg"], "answer": out["answer"]})
-            if save_masks_dir is not None:
-                _save_png(save_masks_dir / f"{item_id}.png", out["mask"])
+            for index, out in zip(group, outs, strict=True):
+                item_id = items[index][0]
+                by_index[index] = {"item_id": item_id, "rle": encode_mask(out["mask"]),
+                                   "has_seg": out["has_seg"], "answer": out["answer"]}
+                if save_masks_dir is not None:
+                    _save_png(save_masks_dir / f"{item_id}.png", out["mask"])
+        bar.update(len(group))
+    bar.close()
+    preds = [by_index[i] for i in indices]
     with timer("post_processing"):
         merged = gather_to_main(preds)
         result = None if merged is None else _score_refcoco(dataset, split, items, merged,

@@ -19,7 +19,11 @@ and its evaluation scripts (`evaluation/sa2va_eval_refcoco.py`, `sa2va_eval_ref_
 - videos: the first `num_key_frames` frames (5, one tile each) for the MLLM, every frame
   for SAM-2 under the grounding model's `video_prompt` rule (Sa2VA's: those key frames are
   prompted without memory, the others tracked by memory alone);
-- masks: logits resized 4h x 4w -> S x S -> H x W (bilinear), kept where sigmoid > 0.5.
+- masks: logits resized 4h x 4w -> S x S -> H x W (bilinear), kept where sigmoid > 0.5;
+- encodings (`EncodedInput`): InternViT runs once per input, its tokens shared by
+  generation and the teacher-forced [SEG] pass; `predict_image_sentences` also shares
+  them, and SAM-2's image features, among the expressions asked about one image (RefCOCO
+  evaluation). A video's SAM-2 features stay per expression (memory is per object).
 """
 
 from collections.abc import Sequence
@@ -123,22 +127,60 @@ def _to_uint8_tensor(images: Sequence[ImageInput]) -> tuple[Tensor, tuple[int, i
     return stacked, arrays[0].shape[:2]
 
 
+class EncodedInput:
+    """The expensive encodings of one input, each computed on first use, then shared.
+
+    predict_image_sentences asks many expressions about one image: the InternViT tokens of
+    its tiles and SAM-2's image features are the same for every one, so they are encoded
+    once (and not at all when no expression needs them: a forced answer without [SEG]).
+    A video's SAM-2 features are not kept here (memory is per object, `_ground`).
+
+    Args:
+        model: Sa2VAMBA. pixel_values: (T, 3, s, s) MLLM tiles (any float dtype).
+        frames: images: (1, 3, H, W) uint8 for SAM-2; videos: an (F, 3, H, W) uint8 tensor
+            (batched encoding) or (load_frame, F) (lazy encoding).
+    """
+
+    def __init__(self, model, pixel_values: Tensor, frames: Tensor | tuple) -> None:
+        self.model, self.frames = model, frames
+        self.device = next(model.parameters()).device
+        self.pixel_values = pixel_values.to(self.device,
+                                            next(model.mllm.mlp1.parameters()).dtype)
+        self._vision: Tensor | None = None
+        self._image_features = None
+
+    @property
+    def num_tiles(self) -> int:
+        return self.pixel_values.shape[0]
+
+    def vision(self) -> Tensor:
+        """(T, n, H_llm) vision tokens (`InternVLChatModel.extract_feature`)."""
+        if self._vision is None:
+            self._vision = self.model.mllm.extract_feature(self.pixel_values)
+        return self._vision
+
+    def image_features(self):
+        """SAM-2's `GroundingFeatures` of the image (image inputs only)."""
+        if self._image_features is None:
+            grounding = self.model.grounding
+            self._image_features = grounding.encode(
+                grounding.preprocess(self.frames, video=False).to(self.device))
+        return self._image_features
+
+
 @torch.no_grad()
-def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
-            frames: Tensor | tuple, answer: str | None, max_new_tokens: int, video: bool,
+def _ground(model, expression: str, encoded: EncodedInput, num_frames_llm: int,
+            answer: str | None, max_new_tokens: int, video: bool,
             return_attention: bool = False) -> dict:
     """MLLM answer, then SAM-2 per `[SEG]` (images: every one; videos: the first)."""
-    device = next(model.parameters()).device
-    num_tokens = pixel_values.shape[0] * model.mllm.num_image_token
+    device = encoded.device
+    num_tokens = encoded.num_tiles * model.mllm.num_image_token
     ids, span = encode_prompt(model.tokenizer, expression, num_tokens, num_frames_llm, video)
     input_ids = torch.tensor([ids], device=device)
-    pixel_values = pixel_values.to(device, next(model.mllm.mlp1.parameters()).dtype)
-    # The ViT runs once per sample: generation and the teacher-forced pass share its tokens
-    # (encoded only when needed: a forced answer without [SEG] needs no vision at all).
-    vit = None
+    # The ViT runs once per input: generation and the teacher-forced pass (and, for an
+    # image, every expression asked about it) share its tokens.
     if answer is None:
-        vit = model.mllm.extract_feature(pixel_values)
-        new, stopped = greedy_answer(model, input_ids, vit, max_new_tokens)
+        new, stopped = greedy_answer(model, input_ids, encoded.vision(), max_new_tokens)
     else:
         new, stopped = model.tokenizer.encode(answer, add_special_tokens=False), True
     text = model.tokenizer.decode(new)
@@ -150,14 +192,13 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
     # are the hidden states generation saw. That prefix holds exactly the used [SEG]s (all
     # of them, or a video's first) and the prompt none (`encode_prompt`).
     full = torch.tensor([ids + new[: segs[-1] + 1]], device=device)
-    if vit is None:
-        vit = model.mllm.extract_feature(pixel_values)
-    out = model.mllm(full, vision_embeds=vit, output_hidden_states=True)
+    out = model.mllm(full, vision_embeds=encoded.vision(), output_hidden_states=True)
     text_in = model.object_text(out.hidden_states[-1], full, [len(segs)], [[span] * len(segs)])
     grounding = model.grounding
     args = (text_in["prompt"], text_in["text"], text_in["text_mask"])
     result = {"answer": text, "has_seg": True, "num_seg": len(segs)}
     if video:
+        frames = encoded.frames
         keys, prompt_tracked = grounding.video_plan(list(range(num_frames_llm)))
         if isinstance(frames, Tensor):   # every frame encoded in one batch (Sa2VA)
             features = grounding.encode(grounding.preprocess(frames, video=True).to(device))
@@ -169,10 +210,10 @@ def _ground(model, expression: str, pixel_values: Tensor, num_frames_llm: int,
                                       prompt_tracked=prompt_tracked)
         return {**result, "low_res_logits": seg["pred_masks"][0], "prompted": seg["prompted"],
                 "mba_frames": seg["mba_frames"]}
-    features = grounding.encode(grounding.preprocess(frames, video=False).to(device))
     index = torch.zeros(len(segs), dtype=torch.long, device=device)
     want = return_attention and grounding.mba is not None
-    seg = grounding.segment_images(features, index, *args, return_attention=want)
+    seg = grounding.segment_images(encoded.image_features(), index, *args,
+                                   return_attention=want)
     result["low_res_logits"] = seg["pred_masks"][:, 0]
     if want:
         result["attention"] = {k: v.detach().cpu() for k, v in seg["attention"].items()}
@@ -204,19 +245,54 @@ def predict_image(model, image: ImageInput, expression: str, max_tiles: int = 12
          "has_seg": bool, "num_seg": int[, "attention": dict]}; without `[SEG]` the mask is
          empty.
     """
+    return predict_image_sentences(model, image, [expression], max_tiles=max_tiles,
+                                   answer=answer, max_new_tokens=max_new_tokens,
+                                   return_attention=return_attention, combine=combine)[0]
+
+
+def predict_image_sentences(model, image: ImageInput, expressions: Sequence[str],
+                            max_tiles: int = 12, answer: str | None = None,
+                            max_new_tokens: int = MAX_NEW_TOKENS,
+                            return_attention: bool = False,
+                            combine: str = "union") -> list[dict]:
+    """`predict_image` for several expressions about one image, encoding the image once.
+
+    The InternViT tiles and SAM-2's image features are computed once and shared (they do
+    not depend on the expression); each expression still gets its own answer, teacher-
+    forced pass and mask decoding, so every result is bit-identical to
+    `predict_image(model, image, expression, ...)` (tests/models/test_inference_encoding.py).
+
+    Args:
+        expressions: referring expressions about `image` (empty: no result, no encoding).
+        the others: as `predict_image`.
+
+    Returns:
+        One `predict_image` result per expression, in order.
+    """
     if combine not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
     model.eval()
+    if not expressions:
+        return []
     tiles = load_image_tiles(image, max_num=max_tiles,
                              image_size=model.mllm.vision_model.image_size)
     frames, (h, w) = _to_uint8_tensor([image])
-    out = _ground(model, expression, tiles, 1, frames, answer, max_new_tokens, video=False,
-                  return_attention=return_attention)
+    encoded = EncodedInput(model, tiles, frames)
+    results = []
+    for expression in expressions:
+        out = _ground(model, expression, encoded, 1, answer, max_new_tokens, video=False,
+                      return_attention=return_attention)
+        results.append(_image_result(model, out, (h, w), combine))
+    return results
+
+
+def _image_result(model, out: dict, size: tuple[int, int], combine: str) -> dict:
+    """`_ground`'s image output -> predict_image's result (masks at the image's size)."""
     if not out["has_seg"]:
-        return {**out, "mask": np.zeros((h, w), dtype=bool), "logits": None}
+        return {**out, "mask": np.zeros(size, dtype=bool), "logits": None}
     low_res = out.pop("low_res_logits")  # (n, 4h, 4w), one row per [SEG]
     low_res = low_res[:1] if combine == "first" else low_res
-    logits = model.grounding.upsample_masks(low_res[None], (h, w))[0].amax(0)
+    logits = model.grounding.upsample_masks(low_res[None], size)[0].amax(0)
     return {**out, "mask": logits_to_masks(logits).cpu().numpy(), "logits": logits.cpu()}
 
 
@@ -260,8 +336,8 @@ def predict_video(model, frames: Sequence[ImageInput], expression: str,
             return stacked
 
         source = (load_frame, len(frames))
-    out = _ground(model, expression, pixels, len(key), source, answer, max_new_tokens,
-                  video=True)
+    out = _ground(model, expression, EncodedInput(model, pixels, source), len(key), answer,
+                  max_new_tokens, video=True)
     if not out["has_seg"]:
         return {**out, "masks": np.zeros((len(frames), h, w), dtype=bool), "prompted": [],
                 "mba_frames": []}

@@ -1,5 +1,9 @@
 """Inference encodes each input once (issue 16 item 7): the same outputs, fewer encoder calls.
 
+- one sample: InternViT runs once (generation and the teacher-forced [SEG] pass share it);
+- several sentences about one image (`predict_image_sentences`): InternViT and SAM-2's
+  image encoder run once for all of them, each result as `predict_image`'s.
+
 The reference `two_encodings_predict_image` is the predict path as it was before the
 change, written out from the public pieces: the ViT runs in `embed_inputs` for greedy
 decoding and again inside the teacher-forced `model.mllm(full, pixel_values)`.
@@ -11,7 +15,13 @@ import torch
 from PIL import Image
 
 from mpr_cma.models.grounding.transforms import logits_to_masks
-from mpr_cma.models.inference import encode_prompt, predict_image, predict_video, seg_indices
+from mpr_cma.models.inference import (
+    encode_prompt,
+    predict_image,
+    predict_image_sentences,
+    predict_video,
+    seg_indices,
+)
 from mpr_cma.models.mllm.preprocess import load_image_tiles
 from mpr_cma.models.mllm.tokenizer import ENDOFTEXT_TOKEN, IM_END_TOKEN, token_id
 from tests.models.test_sa2va import build
@@ -113,6 +123,11 @@ def assert_same(new, ref):
         assert new["logits"] is None
     else:
         assert torch.equal(new["logits"], ref["logits"])  # bit-identical, not allclose
+    for key in ("num_seg", "attention"):
+        if key in ref:
+            assert key in new
+    for name, value in ref.get("attention", {}).items():
+        assert torch.equal(new["attention"][name], value)
 
 
 @pytest.mark.parametrize("answer", ["It is [SEG].", "[SEG] and [SEG].", "No."])
@@ -151,3 +166,51 @@ def test_vit_runs_once_per_video_sample(model):
     with SegBias(model), CallCounter(model.mllm.vision_model) as vit:
         out = predict_video(model, frames, "the square that stops", max_new_tokens=2)
     assert out["has_seg"] and vit.calls == 1
+
+
+SENTENCES = ["the red circle", "the blue square on the left", "it", "the red circle"]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"answer": "It is [SEG]."},
+    {"answer": "[SEG] and [SEG].", "combine": "first", "return_attention": True},
+    {"answer": "No."},
+    {"max_new_tokens": 3},
+])
+def test_sentences_of_one_image_match_per_sentence_calls(model, kwargs):
+    image = picture(h=30, w=44, seed=4)
+    shared = predict_image_sentences(model, image, SENTENCES, **kwargs)
+    assert len(shared) == len(SENTENCES)
+    for sentence, out in zip(SENTENCES, shared, strict=True):
+        assert_same(out, predict_image(model, image, sentence, **kwargs))
+
+
+def test_greedy_sentences_of_one_image_match_per_sentence_calls(model):
+    image = picture(seed=5)
+    with SegBias(model):
+        shared = predict_image_sentences(model, image, SENTENCES[:3], max_new_tokens=3)
+        single = [predict_image(model, image, s, max_new_tokens=3) for s in SENTENCES[:3]]
+    assert all(out["has_seg"] and out["num_seg"] == 2 for out in shared)
+    for out, ref in zip(shared, single, strict=True):
+        assert_same(out, ref)
+    # the sentences do differ: the answer's hidden states depend on the prompt
+    assert not torch.equal(shared[0]["logits"], shared[1]["logits"])
+
+
+def test_sentences_of_one_image_encode_it_once(model):
+    image = picture(seed=6)
+    vit, sam = model.mllm.vision_model, model.grounding.sam2_model.image_encoder
+    with CallCounter(vit) as v, CallCounter(sam) as s:
+        predict_image_sentences(model, image, SENTENCES, answer="It is [SEG].")
+    assert (v.calls, s.calls) == (1, 1)
+    with CallCounter(vit) as v, CallCounter(sam) as s:
+        for sentence in SENTENCES:
+            predict_image(model, image, sentence, answer="It is [SEG].")
+    assert (v.calls, s.calls) == (len(SENTENCES), len(SENTENCES))
+    # nothing asks for the encodings: none run
+    with CallCounter(vit) as v, CallCounter(sam) as s:
+        outs = predict_image_sentences(model, image, SENTENCES, answer="No.")
+    assert (v.calls, s.calls) == (0, 0) and not any(o["has_seg"] for o in outs)
+    assert predict_image_sentences(model, image, []) == []
+    with pytest.raises(ValueError, match="combine"):
+        predict_image_sentences(model, image, SENTENCES, combine="mean")
