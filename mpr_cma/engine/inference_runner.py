@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 STAGES = ("data", "model", "post_processing")
 VIDEO_DATASETS = {"davis17": "davis17", "mevis_u": "mevis", "mevis": "mevis"}
 
-__all__ = ["StageTimer", "group_by_image", "merge_shards", "run_refcoco", "run_refvos",
-           "shard_indices", "world_info"]
+__all__ = ["StageTimer", "group_by_image", "merge_shards", "predict_refcoco_items",
+           "run_refcoco", "run_refvos", "shard_indices", "world_info"]
 
 
 # ---------------------------------------------------------------------- sharding
@@ -163,11 +163,43 @@ def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
     if not items:
         raise ValueError(f"{data_root}/{dataset}: split {split!r} has no sentence")
     indices = shard_indices(len(items), rank, world)
+    preds = predict_refcoco_items(model, items, indices, timer, answer=answer,
+                                  max_tiles=max_tiles, max_new_tokens=max_new_tokens,
+                                  save_masks_dir=save_masks_dir,
+                                  progress=progress and rank == 0,
+                                  desc=f"{dataset} {split}")
+    with timer("post_processing"):
+        merged = gather_to_main(preds)
+        result = None if merged is None else _score_refcoco(dataset, split, items, merged,
+                                                            gt_rule)
+    timings = timer.summary()
+    if result is not None:
+        result["timings"] = timings
+    return result
+
+
+def predict_refcoco_items(model, items: Sequence[tuple], indices: Sequence[int],
+                          timer: StageTimer | None = None, *, answer: str | None = None,
+                          max_tiles: int = 12, max_new_tokens: int = 2048,
+                          save_masks_dir: Path | None = None, progress: bool = False,
+                          desc: str = "refcoco") -> list[dict]:
+    """run_refcoco's model loop: predictions of `items[indices]`, in the order of `indices`.
+
+    Each image is read and encoded once for all of its sentences (`group_by_image`,
+    `predict_image_sentences`); the predictions are put back in item order, so they are
+    those of one `predict_image` call per item.
+
+    Args:
+        items: `sentence_items` rows (item_id, record, sentence). indices: the rows to
+            predict (a rank's shard). timer: adds "data" / "model" / "post_processing"
+            seconds (None: not timed). the others: as `run_refcoco`.
+
+    Returns:
+        [{"item_id", "rle" (COCO RLE of the mask), "has_seg", "answer"}] per index.
+    """
+    timer = timer or StageTimer()
     by_index = {}
-    bar = tqdm(total=len(indices), desc=f"{dataset} {split}", unit="sent",
-               disable=not progress or rank != 0)
-    # Each image is encoded once for all of its sentences (predict_image_sentences); the
-    # predictions are put back in item order, so results are those of one call per item.
+    bar = tqdm(total=len(indices), desc=desc, unit="sent", disable=not progress)
     for image_path, group in group_by_image(items, indices):
         with timer("data"):
             image = open_image(image_path)
@@ -184,15 +216,7 @@ def run_refcoco(model, data_root: str | Path, dataset: str, split: str, *,
                     _save_png(save_masks_dir / f"{item_id}.png", out["mask"])
         bar.update(len(group))
     bar.close()
-    preds = [by_index[i] for i in indices]
-    with timer("post_processing"):
-        merged = gather_to_main(preds)
-        result = None if merged is None else _score_refcoco(dataset, split, items, merged,
-                                                            gt_rule)
-    timings = timer.summary()
-    if result is not None:
-        result["timings"] = timings
-    return result
+    return [by_index[i] for i in indices]
 
 
 def _score_refcoco(dataset: str, split: str, items: list, preds: list[dict],
