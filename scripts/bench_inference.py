@@ -3,7 +3,7 @@
 Usage:
     python scripts/bench_inference.py CONFIG [--checkpoint CKPT] --data-root DIR
         [--dataset refcoco --split val] [--video-dataset mevis_u --video-split valid_u]
-        [--images N] [--videos N] [--rounds R] [--answer "It is [SEG]."]
+        [--images N] [--videos N] [--rounds R] [--answer "It is [SEG]." | --max-new-tokens N]
         [--cfg-options K=V ...] [--json OUT.json]
 
 The model is loaded by `mpr_cma.apis.load_inference_model` (the code `tools/test.py`
@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="image rounds, each running the plain loop and the runner path")
     p.add_argument("--answer", help="teacher-forced answer, e.g. 'It is [SEG].'")
     p.add_argument("--max-tiles", type=int, default=12)
+    p.add_argument("--max-new-tokens", type=int, default=2048,
+                   help="greedy budget (without --answer; an untrained model never stops)")
     p.add_argument("--num-key-frames", type=int, default=5)
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="K=V")
     p.add_argument("--json", help="also write the results to this file")
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
                     for item_id, record, sentence in items:
                         start = time.perf_counter()
                         out = predict_image(model, images[record.image_path], sentence,
-                                            max_tiles=args.max_tiles, answer=args.answer)
+                                            max_tiles=args.max_tiles, answer=args.answer,
+                                            max_new_tokens=args.max_new_tokens)
                         plain_times.append(time.perf_counter() - start)
                         plain.append({"item_id": item_id, "rle": encode_mask(out["mask"]),
                                       "has_seg": out["has_seg"], "answer": out["answer"]})
@@ -101,7 +104,8 @@ def main(argv=None) -> int:
                     start = time.perf_counter()
                     runner = predict_refcoco_items(model, items, range(len(items)),
                                                    answer=args.answer,
-                                                   max_tiles=args.max_tiles)
+                                                   max_tiles=args.max_tiles,
+                                                   max_new_tokens=args.max_new_tokens)
                     runner_times.append(time.perf_counter() - start)
             same = same and plain == runner
         report["image"] = summary(plain_times, len(plain_times))
@@ -122,7 +126,7 @@ def main(argv=None) -> int:
                                              for f in split.frames(expression.video)])
             start = time.perf_counter()
             predict_video(model, cached[1], expression.exp, num_key_frames=args.num_key_frames,
-                          answer=args.answer)
+                          answer=args.answer, max_new_tokens=args.max_new_tokens)
             times.append(time.perf_counter() - start)
             frames += len(cached[1])
         report["video"] = summary(times, frames)
