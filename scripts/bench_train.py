@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -208,7 +209,7 @@ def main() -> None:
         run["optimizer"].step()
 
     for i in range(args.warmup + args.repeats):
-        for run in runs.values():
+        for name, run in runs.items():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             with PeakRSS() as rss:
@@ -220,6 +221,10 @@ def main() -> None:
             if i >= args.warmup:
                 run["times"].append(seconds)
                 run["rss"].append(rss.peak - rss.start)
+            # a 1B step on CPU takes minutes: show where the run is (stderr, the report is stdout)
+            kind = "warm-up" if i < args.warmup else "timed"
+            print(f"step {i + 1}/{args.warmup + args.repeats} ({kind}) {name}: {seconds:.1f} s",
+                  file=sys.stderr, flush=True)
     tile = next(iter(runs.values()))["model"].mllm.vision_model.image_size
     size = next(iter(runs.values()))["model"].grounding.image_size
     report = {"device": str(device), "threads": torch.get_num_threads(),
