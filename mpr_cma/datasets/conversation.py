@@ -54,7 +54,9 @@ EXPRESSION_RULES = ("refcoco", "refvos")
 # the [SEG], so the LLM loss at [SEG] asks its hidden state, the SAM-2 prompt, to name the
 # object. A random-init LLM's [SEG] state otherwise carries nothing of the sentence
 # (docs/demo.md "Why the tiny model did not refer"; a pretrained LLM's does).
-ANSWER_STYLES = ("sa2va", "seg_names_object")
+# "object_then_seg" (ours, the same purpose) names the object first: "red circle left of
+# the square [SEG]." - the [SEG] state then sits right after the words it must carry.
+ANSWER_STYLES = ("sa2va", "seg_names_object", "object_then_seg")
 _ARTICLES = ("the ", "a ", "an ")
 
 
@@ -142,14 +144,16 @@ def seg_answer(expression: str, style: str, rng: random.Random | None) -> str:
     """
     if style == "sa2va":
         return rng.choice(SEG_ANSWERS) if rng else SEG_ANSWERS[0]
-    if style != "seg_names_object":
+    if style not in ("seg_names_object", "object_then_seg"):
         raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {style!r}")
     name = expression.strip().rstrip(".?! ")
     for article in _ARTICLES:
         if name.lower().startswith(article):
             name = name[len(article):]
             break
-    return f"{SEG_TOKEN} {name}." if name else f"{SEG_TOKEN}."
+    if not name:
+        return f"{SEG_TOKEN}."
+    return f"{SEG_TOKEN} {name}." if style == "seg_names_object" else f"{name} {SEG_TOKEN}."
 
 
 def encode_referring(

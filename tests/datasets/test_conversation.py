@@ -132,6 +132,20 @@ def test_answers_that_name_the_object_follow_the_seg_token(tok):
         encode_referring(tok, EXPRESSIONS, num_image_tokens=4, answer_style="named")
 
 
+def test_answers_can_name_the_object_before_the_seg_token(tok):
+    enc = encode_referring(tok, EXPRESSIONS, num_image_tokens=4, rng=random.Random(0),
+                           answer_style="object_then_seg")
+    supervised = tok.decode([t for t, lab in zip(enc.input_ids, enc.labels, strict=True)
+                             if lab != IGNORE_INDEX])
+    assert supervised == ("red car [SEG].<|im_end|>man on the left [SEG].<|im_end|>"
+                          "dog [SEG].<|im_end|>")
+    # one [SEG] per expression, in order, each after its own name
+    seg_positions = [i for i, t in enumerate(enc.input_ids) if tok.decode([t]) == "[SEG]"]
+    assert len(seg_positions) == 3
+    assert tok.decode(enc.input_ids[:seg_positions[1]]).rstrip().endswith(
+        "assistant\nman on the left")
+
+
 def test_question_expression_is_asked_as_is_in_videos_only(tok):
     enc = encode_referring(tok, ["Which animal is running away?"], num_image_tokens=4,
                            rule="refvos")
