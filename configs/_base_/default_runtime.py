@@ -36,8 +36,12 @@ val_data_root = 'data'
 val_splits = [dict(dataset='refcoco', split='val'), dict(dataset='mevis_u', split='valid_u')]
 val_items = 50             # per split; None = the whole split
 val_answer = None          # None: greedy answers (the protocol); e.g. 'It is [SEG].' forces one
+# Items per validation batch (per rank): the sentences of one image in a batch are predicted
+# with one image encoding (mpr_cma.engine.validation.predict_items), the same masks as one
+# by one.
+val_batch_size = 4
 val_loader = dict(
-    batch_size=1, num_workers=0,
+    batch_size='${val_batch_size}', num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='refer_val_collate'),
     dataset=dict(type='ReferValDataset', data_root='${val_data_root}', splits='${val_splits}',

@@ -6,9 +6,10 @@ sets mmengine's three validation fields:
 - `val_dataloader`: `ReferValDataset` (items of RefCOCO/+/g sentences or referring-video
   expressions under a data root in the layout of data/README.md, `max_items` per split
   spread evenly over it), batches are plain lists (`refer_val_collate`);
-- `val_cfg`: `ReferValLoop`, mmengine's ValLoop whose step runs `predict_image` /
-  `predict_video` (greedy answers, as tools/test.py; `answer=` teacher-forces one) on the
-  model inside the DeepSpeed / DDP wrapper;
+- `val_cfg`: `ReferValLoop`, mmengine's ValLoop whose step runs `predict_items`
+  (`predict_image_sentences` for the sentences of one image in a batch, which encodes the
+  image once, and `predict_video`; greedy answers, as tools/test.py; `answer=`
+  teacher-forces one) on the model inside the DeepSpeed / DDP wrapper;
 - `val_evaluator`: `mpr_cma.evaluation.ReferSegMetric` (cIoU / gIoU, J&F from the arrays).
 
 The train loop runs it every `val_interval` iterations and after the last one; the
@@ -31,11 +32,11 @@ from mpr_cma.datasets import RefVOSSplit, load_refcoco, ref_mask
 from mpr_cma.datasets import sentence_items as refcoco_sentence_items
 from mpr_cma.engine.evaluate import REFCOCO, missing_data, split_location
 from mpr_cma.engine.hooks import unwrap_model
-from mpr_cma.models.inference import predict_image, predict_video
+from mpr_cma.models.inference import predict_image_sentences, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
 from mpr_cma.registry import DATASETS, FUNCTIONS
 
-__all__ = ["ReferValDataset", "ReferValLoop", "refer_val_collate", "spread"]
+__all__ = ["ReferValDataset", "ReferValLoop", "predict_items", "refer_val_collate", "spread"]
 
 
 def spread(total: int, count: int | None) -> list[int]:
@@ -58,7 +59,8 @@ class ReferValDataset(Dataset):
         max_items: items per split, spread evenly over it; None = all.
 
     Items: {"source": "<dataset>_<split>", "kind": "image" | "video", "key", "text", and
-    "image" (PIL) + "gt" (H, W) bool, or "frames" (list of PIL) + "gt" (T, H, W) bool}.
+    "image" (PIL) + "image_path" (str) + "gt" (H, W) bool, or "frames" (list of PIL) +
+    "gt" (T, H, W) bool}.
 
     Raises:
         FileNotFoundError: a split's data is missing (the message names the files).
@@ -101,7 +103,8 @@ class ReferValDataset(Dataset):
         if kind == "image":
             item_id, record, sentence = item
             return {"source": source, "kind": kind, "key": item_id, "text": sentence,
-                    "image": open_image(record.image_path), "gt": ref_mask(record)}
+                    "image": open_image(record.image_path),
+                    "image_path": str(record.image_path), "gt": ref_mask(record)}
         vos, expression = item
         names = vos.frames(expression.video)
         return {"source": source, "kind": kind,
@@ -114,6 +117,45 @@ class ReferValDataset(Dataset):
 def refer_val_collate(items: list[dict]) -> list[dict]:
     """Validation batches are the items themselves (images of any size, PIL frames)."""
     return list(items)
+
+
+@torch.no_grad()
+def predict_items(model, items: Sequence[dict], answer: str | None = None,
+                  max_new_tokens: int = 32, max_tiles: int = 12,
+                  num_key_frames: int = 5) -> list[dict]:
+    """`ReferValDataset` items -> [{"source", "key", "kind", "pred", "gt"}], in item order.
+
+    The image items of one image (same "image_path") go through one
+    `predict_image_sentences` call, which encodes the image once for all of them; each
+    prediction equals `predict_image`'s for its item alone. Videos: `predict_video` each.
+
+    Args:
+        model: the unwrapped Sa2VA model. items: a validation batch.
+        answer, max_new_tokens, max_tiles, num_key_frames: as `predict_image` /
+            `predict_video`.
+
+    Returns:
+        One record per item; "pred" is bool, (H, W) for images and (T, H, W) for videos.
+    """
+    common = dict(answer=answer, max_new_tokens=max_new_tokens)
+    preds: dict[int, np.ndarray] = {}
+    by_image: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if item["kind"] == "image":
+            by_image.setdefault(item["image_path"], []).append(index)
+        else:
+            out = predict_video(model, item["frames"], item["text"],
+                                num_key_frames=num_key_frames, **common)
+            preds[index] = out["masks"]
+    for group in by_image.values():
+        outs = predict_image_sentences(model, items[group[0]]["image"],
+                                       [items[i]["text"] for i in group],
+                                       max_tiles=max_tiles, **common)
+        for index, out in zip(group, outs, strict=True):
+            preds[index] = out["mask"]
+    return [{"source": item["source"], "key": item["key"], "kind": item["kind"],
+             "pred": np.asarray(preds[index], dtype=bool), "gt": item["gt"]}
+            for index, item in enumerate(items)]
 
 
 @LOOPS.register_module()
@@ -134,25 +176,12 @@ class ReferValLoop(ValLoop):
         self.max_tiles = max_tiles
         self.num_key_frames = num_key_frames
 
-    def predict(self, item: dict) -> dict:
-        """One item -> {"source", "key", "kind", "pred", "gt"} for the metric."""
-        model = unwrap_model(self.runner.model)
-        common = dict(answer=self.answer, max_new_tokens=self.max_new_tokens)
-        if item["kind"] == "image":
-            out = predict_image(model, item["image"], item["text"], max_tiles=self.max_tiles,
-                                **common)
-            pred = out["mask"]
-        else:
-            out = predict_video(model, item["frames"], item["text"],
-                                num_key_frames=self.num_key_frames, **common)
-            pred = out["masks"]
-        return {"source": item["source"], "key": item["key"], "kind": item["kind"],
-                "pred": np.asarray(pred, dtype=bool), "gt": item["gt"]}
-
     @torch.no_grad()
     def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook("before_val_iter", batch_idx=idx, data_batch=data_batch)
-        outputs = [self.predict(item) for item in data_batch]
+        outputs = predict_items(unwrap_model(self.runner.model), data_batch,
+                                answer=self.answer, max_new_tokens=self.max_new_tokens,
+                                max_tiles=self.max_tiles, num_key_frames=self.num_key_frames)
         self.evaluator.process(data_samples=outputs, data_batch=None)
         self.runner.call_hook("after_val_iter", batch_idx=idx, data_batch=data_batch,
                               outputs=outputs)

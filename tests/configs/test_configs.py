@@ -431,6 +431,10 @@ def check_val_answer(path, cfg, tmp_path):
     assert build_val_loop(cfg).answer == "It is [SEG]."
 
 
+def check_val_batch_size(path, cfg, tmp_path):
+    assert build_val_loop(cfg).dataloader.batch_size == 3
+
+
 def check_val_loader(path, cfg, tmp_path):
     assert build_val_loop(cfg).dataloader.num_workers == 1
 
@@ -492,6 +496,8 @@ KNOBS = {
                   check_val_items),
     "val_answer": (VAL_ON + "val_answer = 'It is [SEG].'",
                    {"val_interval": 5, "val_answer": "It is [SEG]."}, check_val_answer),
+    "val_batch_size": (VAL_ON + "val_batch_size = 3",
+                       {"val_interval": 5, "val_batch_size": 3}, check_val_batch_size),
     "val_loader": (VAL_ON + "val_loader = dict(num_workers=1)",
                    {"val_interval": 5, "val_loader.num_workers": 1}, check_val_loader),
 }

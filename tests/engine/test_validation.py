@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from mpr_cma.engine.validation import ReferValDataset, spread
+from mpr_cma.engine.validation import ReferValDataset, predict_items, spread
+from mpr_cma.models.inference import predict_image, predict_video
+from tests.models.test_inference_encoding import CallCounter, picture
+from tests.models.test_sa2va import build
 from tests.scripts._drivers import ROOT, make_quick_data
 
 
@@ -32,9 +36,40 @@ def test_val_items_of_two_splits(data):
                                                                  "refcoco_val"]
     image, video = dataset[0], dataset[3]
     assert image["kind"] == "image" and image["gt"].shape == image["image"].size[::-1]
+    assert image["image_path"].endswith(".jpg")
     assert video["kind"] == "video" and video["gt"].shape[0] == len(video["frames"])
     with pytest.raises(FileNotFoundError, match="refcocog val"):
         ReferValDataset(data, [dict(dataset="refcocog", split="val")])
+
+
+def test_a_batch_encodes_each_image_once_with_the_masks_of_one_by_one():
+    model = build("sa2va_mba_tiny.py").eval()
+    a, b = picture(seed=1), picture(h=30, w=44, seed=2)
+    frames = [picture(seed=t) for t in (3, 4)]
+
+    def image_item(key, image, path, text):
+        return {"source": "refcoco_val", "kind": "image", "key": key, "text": text,
+                "image": image, "image_path": path, "gt": np.zeros(image.size[::-1], bool)}
+
+    batch = [image_item(0, a, "a.jpg", "the red circle"),
+             {"source": "mevis_u_valid_u", "kind": "video", "key": "v/0",
+              "text": "the square that stops", "frames": frames,
+              "gt": np.zeros((2, 50, 40), bool)},
+             image_item(1, b, "b.jpg", "the blue square"),
+             image_item(2, a, "a.jpg", "the small one")]
+    answer = "It is [SEG]."
+    vit = model.mllm.vision_model
+    with CallCounter(vit) as calls:
+        outputs = predict_items(model, batch, answer=answer)
+    assert calls.calls == 3          # a.jpg once for its two sentences, b.jpg, the video
+    assert [o["key"] for o in outputs] == [0, "v/0", 1, 2]
+    for item, out in zip(batch, outputs, strict=True):
+        if item["kind"] == "image":
+            alone = predict_image(model, item["image"], item["text"], answer=answer)["mask"]
+        else:
+            alone = predict_video(model, item["frames"], item["text"], answer=answer)["masks"]
+        assert out["pred"].dtype == bool and np.array_equal(out["pred"], alone)
+        assert out["source"] == item["source"] and out["gt"] is item["gt"]
 
 
 @pytest.mark.slow
