@@ -130,7 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inference.add_argument("--max-new-tokens", type=int, default=2048,
                            help="generation budget (Sa2VA: 2048)")
     inference.add_argument("--max-tiles", type=int, default=12, help="image tiles (RefCOCO)")
-    inference.add_argument("--num-key-frames", type=int, default=5, help="MLLM frames (video)")
+    inference.add_argument("--num-key-frames", type=int,
+                           help="video frames shown to the MLLM and prompted (default: the "
+                           "config's num_key_frames, else Sa2VA's 5)")
     inference.add_argument("--local_rank", "--local-rank", type=int, default=0,
                            help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -181,6 +183,20 @@ def run_name(config: str | None, target: str | None, settings: dict | None = Non
     return f"{stem}__{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
+def config_num_key_frames(parser: argparse.ArgumentParser, config: str,
+                          cfg_options: list[str]) -> int:
+    """The config's `num_key_frames` (configs/_base_/default_runtime.py), else Sa2VA's 5."""
+    from mpr_cma.engine.config import ConfigReferenceError, load_config
+    try:
+        cfg = load_config(config, cfg_options, import_custom_modules=False)
+    except (FileNotFoundError, ConfigReferenceError) as err:
+        parser.error(f"{config}: {err}")
+    value = cfg.get("num_key_frames", 5)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        parser.error(f"{config}: num_key_frames must be a positive integer, got {value!r}")
+    return value
+
+
 def _check_inference_args(parser: argparse.ArgumentParser,
                           args: argparse.Namespace) -> argparse.Namespace:
     if not args.config:
@@ -193,6 +209,8 @@ def _check_inference_args(parser: argparse.ArgumentParser,
     if args.all and args.split:
         parser.error("--all runs every split of Table 1; --split goes with --dataset")
     args.split = None if args.all else args.split or DEFAULT_SPLITS[args.dataset]
+    if args.num_key_frames is None:
+        args.num_key_frames = config_num_key_frames(parser, args.config, args.cfg_options)
     name = "all" if args.all else f"{args.dataset}_{args.split}"
     run = run_name(args.config, args.checkpoint, {
         "cfg_options": sorted(args.cfg_options), "data_root": str(Path(args.data_root).resolve()),

@@ -40,6 +40,10 @@ val_answer = None          # None: greedy answers (the protocol); e.g. 'It is [S
 # with one image encoding (mpr_cma.engine.validation.predict_items), the same masks as one
 # by one.
 val_batch_size = 4
+# Video frames shown to the MLLM and prompted with its [SEG] at evaluation, the first ones
+# (the rest are tracked by SAM-2's memory): the validation loop's and tools/test.py's
+# (its --num-key-frames default). Sa2VA's predict_forward: the first min(5, T).
+num_key_frames = 5
 val_loader = dict(
     batch_size='${val_batch_size}', num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -48,7 +52,8 @@ val_loader = dict(
                  max_items='${val_items}'))
 # mmengine builds a validation loop only when these three are set.
 val_dataloader = '${val_loader if val_interval else None}'
-val_cfg = '${dict(type="ReferValLoop", answer=val_answer) if val_interval else None}'
+val_cfg = ('${dict(type="ReferValLoop", answer=val_answer, num_key_frames=num_key_frames)'
+           ' if val_interval else None}')
 val_evaluator = '${dict(type="ReferSegMetric") if val_interval else None}'
 
 env_cfg = dict(

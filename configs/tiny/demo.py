@@ -52,13 +52,24 @@ answer_style = 'seg_names_object'
 # below SAM-2's own prompt tokens, and SAM-2 reads prompts that small far later (the
 # probe of docs/demo.md: an oracle prompt of std 0.2 is not followed in 600 steps, one of
 # std 1 by 300; with the MLLM's prompts the onset moves from ~600 to ~500 steps).
+# LLM width 128, MLP 256, 4 layers (tiny preset: 64, 128, 2): a wider, deeper random-init
+# LLM carries the sentence in its [SEG] state from the first few hundred steps (docs/demo.md
+# "The LLM's width is the third": probe and whole-demo runs of 64 x 2, 128 x 4, 256 x 4).
 model = dict(
+    mllm=dict(llm=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4)),
     grounding=dict(train_image_encoder=True, multimask_output=False, preset_dim=128,
                    image_size='${sam2_image_size}'),
     lora=None,
     freeze_vision=False,
     prompt_init_gain=5.0,
 )
+
+# Every frame of a video is a key frame at evaluation (the synthetic videos have 8; Sa2VA:
+# the first min(5, T), the rest tracked by SAM-2's memory). Sa2VA trains SAM-2 on single
+# frames, so its memory encoder and memory attention never receive a gradient: the 1B
+# model has SAM-2's pretrained ones, this one random ones, and its tracked frames scored
+# J 0.13 against 0.44 on the prompted ones (docs/demo.md "Tracked frames").
+num_key_frames = 8
 
 # 4 epochs of 400 + 1200 images and 3 x 60 videos: 1,720 iterations on 2 processes (the
 # 14 epochs of 400 images + 60 videos before were 1,610).

@@ -435,6 +435,10 @@ def check_val_batch_size(path, cfg, tmp_path):
     assert build_val_loop(cfg).dataloader.batch_size == 3
 
 
+def check_num_key_frames(path, cfg, tmp_path):
+    assert build_val_loop(cfg).num_key_frames == 3
+
+
 def check_val_loader(path, cfg, tmp_path):
     assert build_val_loop(cfg).dataloader.num_workers == 1
 
@@ -498,6 +502,8 @@ KNOBS = {
                    {"val_interval": 5, "val_answer": "It is [SEG]."}, check_val_answer),
     "val_batch_size": (VAL_ON + "val_batch_size = 3",
                        {"val_interval": 5, "val_batch_size": 3}, check_val_batch_size),
+    "num_key_frames": (VAL_ON + "num_key_frames = 3",
+                       {"val_interval": 5, "num_key_frames": 3}, check_num_key_frames),
     "val_loader": (VAL_ON + "val_loader = dict(num_workers=1)",
                    {"val_interval": 5, "val_loader.num_workers": 1}, check_val_loader),
 }

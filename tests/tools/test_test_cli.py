@@ -259,3 +259,27 @@ def test_cfg_options_reach_the_evaluated_model() -> None:
     model, _ = build_eval_model(REPO / "configs/tiny/sa2va_mba_tiny.py", None,
                                 cfg_options={"mba": None, "criterion.tmc_weight": 0.0})
     assert model.grounding.mba is None and model.criterion.tmc_weight == 0.0
+
+
+def test_num_key_frames_defaults_to_the_config(test_tool, tmp_path) -> None:
+    """--num-key-frames: the flag, else the config's `num_key_frames` (with --cfg-options),
+    else Sa2VA's 5 for a config without the field; the value names the work dir."""
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text(f"_base_ = [{str(REPO / 'configs/tiny/demo.py')!r}]\nnum_key_frames = 3\n")
+
+    def frames(config, *args: str):
+        parsed = test_tool.parse_args([str(config), "--dataset", "mevis_u", "--random-init",
+                                       *args])
+        return parsed.num_key_frames, parsed.work_dir
+
+    assert frames(REPO / "configs/mba_1b.py")[0] == 5          # default_runtime.py: Sa2VA's
+    assert frames(REPO / "configs/tiny/sa2va_mba_tiny.py")[0] == 5   # no field: Sa2VA's
+    three, dir3 = frames(leaf)
+    assert three == 3
+    assert frames(leaf, "--cfg-options", "num_key_frames=4")[0] == 4
+    two, dir2 = frames(leaf, "--num-key-frames", "2")
+    assert two == 2 and dir2 != dir3
+    for bad in ("num_key_frames=0", "num_key_frames=True"):
+        with pytest.raises(SystemExit) as exc:
+            frames(leaf, "--cfg-options", bad)
+        assert exc.value.code == 2
