@@ -211,6 +211,8 @@ def _check_inference_args(parser: argparse.ArgumentParser,
     args.split = None if args.all else args.split or DEFAULT_SPLITS[args.dataset]
     if args.num_key_frames is None:
         args.num_key_frames = config_num_key_frames(parser, args.config, args.cfg_options)
+    elif args.num_key_frames < 1:
+        parser.error(f"--num-key-frames must be a positive integer, got {args.num_key_frames}")
     name = "all" if args.all else f"{args.dataset}_{args.split}"
     run = run_name(args.config, args.checkpoint, {
         "cfg_options": sorted(args.cfg_options), "data_root": str(Path(args.data_root).resolve()),

@@ -279,7 +279,8 @@ def test_num_key_frames_defaults_to_the_config(test_tool, tmp_path) -> None:
     assert frames(leaf, "--cfg-options", "num_key_frames=4")[0] == 4
     two, dir2 = frames(leaf, "--num-key-frames", "2")
     assert two == 2 and dir2 != dir3
-    for bad in ("num_key_frames=0", "num_key_frames=True"):
+    for bad in (("--cfg-options", "num_key_frames=0"), ("--cfg-options", "num_key_frames=True"),
+                ("--num-key-frames", "0")):
         with pytest.raises(SystemExit) as exc:
-            frames(leaf, "--cfg-options", bad)
+            frames(leaf, *bad)
         assert exc.value.code == 2
