@@ -74,13 +74,14 @@ def make_batch(rng: np.random.Generator, n: int, size: int) -> dict[str, torch.T
     return batch
 
 
-def build(variant: str, size: int, dim: int = 32) -> SAM2Grounding:
-    """The tiny grounding of configs/tiny/demo.py (width `dim`), one suspect switched by
-    `variant`."""
+def build(variant: str, size: int, dim: int = 32, trunk_dim: int = 8) -> SAM2Grounding:
+    """The tiny grounding of configs/tiny/demo.py (width `dim`, Hiera stage-1 width
+    `trunk_dim`), one suspect switched by `variant`."""
     if variant not in VARIANTS:
         raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     model = SAM2Grounding(
-        image_size=size, size_preset="tiny", preset_dim=dim, object_gating="never",
+        image_size=size, size_preset="tiny", preset_dim=dim, preset_trunk_dim=trunk_dim,
+        object_gating="never",
         train_image_encoder=variant != "frozen_encoder",
         multimask_output=variant == "multimask",
     )
@@ -121,7 +122,7 @@ def iou(pred: torch.Tensor, target: torch.Tensor) -> float:
 def run_probe(steps: int = 300, variant: str = "demo", size: int = 64, batch: int = 8,
               lr: float = 1e-3, seed: int = 0, eval_every: int = 100, n_eval: int = 64,
               bce_weight: float = 0.5, dice_weight: float = 2.0, progress: bool = True,
-              dim: int = 32) -> dict:
+              dim: int = 32, trunk_dim: int = 8) -> dict:
     """Train SAM-2 + a prompt table for `steps` AdamW steps; return the scores.
 
     Returns:
@@ -131,7 +132,7 @@ def run_probe(steps: int = 300, variant: str = "demo", size: int = 64, batch: in
          with each)}.
     """
     torch.manual_seed(seed)
-    model = build(variant, size, dim)
+    model = build(variant, size, dim, trunk_dim)
     prompts = torch.nn.Embedding(len(KINDS), model.hidden_dim)
     if variant == "shared_prompt":
         prompts = SharedPrompt(model.hidden_dim)
@@ -172,7 +173,7 @@ def run_probe(steps: int = 300, variant: str = "demo", size: int = 64, batch: in
             history.append({"step": step, "loss": round(loss_value, 4), **evaluate()})
             bar.write(json.dumps(history[-1]), file=sys.stderr)
     return {
-        "variant": variant, "size": size, "dim": dim, "steps": steps,
+        "variant": variant, "size": size, "dim": dim, "trunk_dim": trunk_dim, "steps": steps,
         "seconds": round(time.time() - start, 1),
         "iou": history[-1]["target"],
         # Yardsticks against the target: all objects, the target's colour, its shape.
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="demo", choices=sorted(VARIANTS))
     parser.add_argument("--size", type=int, default=64, help="image and SAM-2 input size")
     parser.add_argument("--dim", type=int, default=32, help="SAM-2 width C (tiny: 32)")
+    parser.add_argument("--trunk-dim", type=int, default=8,
+                        help="Hiera stage-1 width of the tiny preset (its default: 8)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     result = run_probe(args.steps, args.variant, args.size, args.batch, args.lr, args.seed,
-                       args.eval_every, dim=args.dim)
+                       args.eval_every, dim=args.dim, trunk_dim=args.trunk_dim)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

@@ -88,6 +88,9 @@ class SAM2Grounding(nn.Module):
             mask embedding (C / 8); wider ones pick up a prompt sooner
             (scripts/probe_prompt_grounding.py, docs/demo.md "Why the tiny model did not
             refer").
+        preset_trunk_dim: Hiera stage-1 width of the "tiny" preset (None = its default 8;
+            the stages are 1, 2, 4, 8 times it). The image encoder is what tells shapes
+            apart (docs/demo.md "Shape, not colour").
         mba: a built `MaskBiasedAttention` / `MaskBiasedFiLM` (or its config dict, whose
             `dim` defaults to SAM-2's width); None = exactly Sa2VA (one decoder pass).
         train_mask_decoder: make the mask decoder trainable (Sa2VA does).
@@ -124,6 +127,7 @@ class SAM2Grounding(nn.Module):
         hydra_overrides: list[str] | tuple[str, ...] = (),
         size_preset: str | None = None,
         preset_dim: int | None = None,
+        preset_trunk_dim: int | None = None,
         mba: nn.Module | dict | None = None,
         train_mask_decoder: bool = True,
         train_image_encoder: bool = False,
@@ -139,12 +143,13 @@ class SAM2Grounding(nn.Module):
         if size_preset not in SIZE_PRESETS:
             raise ValueError(f"size_preset must be one of {sorted(map(str, SIZE_PRESETS))}, "
                              f"got {size_preset!r}")
-        if preset_dim is not None and size_preset != "tiny":
-            raise ValueError(f"preset_dim applies to size_preset='tiny' only, got "
-                             f"size_preset={size_preset!r}")
-        preset = SIZE_PRESETS[size_preset]
-        overrides = [*(preset() if preset_dim is None else preset(dim=int(preset_dim))),
-                     *hydra_overrides]
+        preset_kwargs = {name: int(value) for name, value in
+                         (("dim", preset_dim), ("trunk_dim", preset_trunk_dim))
+                         if value is not None}
+        if preset_kwargs and size_preset != "tiny":
+            raise ValueError(f"preset_dim / preset_trunk_dim apply to size_preset='tiny' "
+                             f"only, got size_preset={size_preset!r}")
+        overrides = [*SIZE_PRESETS[size_preset](**preset_kwargs), *hydra_overrides]
         self.sam2_model = build_language_sam2(sam2_config, image_size, overrides, ckpt_path)
         if isinstance(mba, dict):
             # MBA works at SAM-2's width; a config may leave `dim` out.

@@ -375,3 +375,19 @@ def test_preset_dim_widens_the_tiny_preset_only():
     with pytest.raises(ValueError, match="preset_dim"):
         SAM2Grounding(image_size=SIZE, hydra_overrides=tiny_sam2_overrides(DIM),
                       preset_dim=64, mba=None)
+
+
+def test_preset_trunk_dim_widens_the_tiny_hiera_only():
+    def stage1_width(model):
+        return model.sam2_model.image_encoder.trunk.patch_embed.proj.out_channels
+
+    wide = SAM2Grounding(image_size=SIZE, size_preset="tiny", preset_trunk_dim=16, mba=None)
+    assert stage1_width(wide) == 16
+    assert wide.hidden_dim == 32  # the decoder width is preset_dim's
+    assert stage1_width(SAM2Grounding(image_size=SIZE, size_preset="tiny", mba=None)) == 8
+    # The wider trunk still runs: encode one image.
+    feats = wide.encode(torch.zeros(1, 3, SIZE, SIZE))
+    assert feats is not None
+    with pytest.raises(ValueError, match="preset_trunk_dim"):
+        SAM2Grounding(image_size=SIZE, hydra_overrides=tiny_sam2_overrides(DIM),
+                      preset_trunk_dim=16, mba=None)
