@@ -43,6 +43,46 @@ def test_compare_table_means_stds_and_ratios():
     assert lines[-1].startswith("| yardstick: every object | 0.200 | 0.250 | 0.400 |")
 
 
+def with_tiers(result, motion):
+    """`result` with per-tier scores: motion J&F per seed, the image tiers fixed."""
+    mean = statistics.fmean(motion)
+    std = statistics.stdev(motion)
+    result["table"]["mba_tmc_bound"]["tiers"] = {
+        "attribute": (0.5, 0.01), "spatial": (0.3, 0.01), "size": (0.3, 0.01),
+        "ordinal": (0.3, 0.01), "motion": (mean, std)}
+    result["yardsticks"]["tiers"] = {
+        name: {t: value for t in ("attribute", "spatial", "size", "ordinal", "motion")}
+        for name, value in (("every_object", 0.2), ("right_shape", 0.4))}
+    return result
+
+
+def test_compare_tier_table_marks_differences_beyond_the_seed_spread():
+    compare = load_tool("compare_st_mba")
+    base = with_tiers(sweep_result([0.2] * 3, [0.5] * 3, [1.0] * 3, 8.0), [0.50, 0.51, 0.52])
+    # ST-MBA's motion mean is 0.10 above, its std and the per-frame one sum to 0.02.
+    st = with_tiers(sweep_result([0.2] * 3, [0.6] * 3, [1.0] * 3, 8.0), [0.60, 0.61, 0.62])
+    near = with_tiers(sweep_result([0.2] * 3, [0.5] * 3, [1.0] * 3, 8.0), [0.50, 0.52, 0.54])
+    lines = compare.tier_lines({"per_frame": base, "st_mba": st, "st_mba_prior": near})
+    text = "\n".join(lines)
+    assert "| arm | attribute (cIoU) | spatial (cIoU) | size (cIoU) | ordinal (cIoU) | " \
+        "motion (J&F) |" in text
+    assert "| st_mba | 0.500 ± 0.010 | 0.300 ± 0.010 | 0.300 ± 0.010 | 0.300 ± 0.010 | " \
+        "0.610 ± 0.010 * |" in text
+    assert "| st_mba_prior |" in text and "0.520 ± 0.020 |" in text and "0.520 ± 0.020 *" \
+        not in text
+    assert "| per_frame |" in text and " *" not in text.split("| per_frame |")[1].split("\n")[0]
+    assert lines[-2] == "| yardstick: every object | 0.200 | 0.200 | 0.200 | 0.200 | 0.200 |"
+    # Sweeps without tier scores (data without tiers.json): no table.
+    assert compare.tier_lines({"per_frame": sweep_result([0.2] * 3, [0.5] * 3, [1.0] * 3,
+                                                         8.0)}) == []
+
+
+def test_compare_keeps_the_configs_schedule_unless_told():
+    compare = load_tool("compare_st_mba")
+    assert compare.parse_args(["--data-root", "D"]).epochs is None
+    assert compare.parse_args(["--data-root", "D", "--epochs", "3"]).epochs == 3.0
+
+
 def test_compare_arms_are_the_demo_recipe_with_one_mba_each():
     compare = load_tool("compare_st_mba")
     demo = load_config(compare.ARMS["per_frame"])

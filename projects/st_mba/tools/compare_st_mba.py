@@ -4,7 +4,7 @@ Usage:
     python scripts/make_synthetic_data.py --out work_dirs/st_mba/data --seed 0 \\
         --attribute-train-images 1200
     python projects/st_mba/tools/compare_st_mba.py --data-root work_dirs/st_mba/data \\
-        --seeds 0 1 2 --epochs 3 --out work_dirs/st_mba/compare [--arms per_frame st_mba]
+        --seeds 0 1 2 --out work_dirs/st_mba/compare [--arms per_frame st_mba] [--epochs N]
 
 Each arm is the full method (MBA + TMC + boundary loss, the demo recipe) with one MBA:
     per_frame     configs/tiny/demo.py (the paper's frame-by-frame MBA)
@@ -16,7 +16,14 @@ Every arm is trained, evaluated and benchmarked by the project's own sweep,
 unchanged), under OUT/<arm>/; finished runs are reused. This script then writes
 OUT/compare.md and OUT/compare.json: mean ± sample std over seeds of RefCOCO-layout val
 cIoU / gIoU and MeViS-layout valid_u J&F, training s / iter, and the ratios of step time and
-of activation memory to the per-frame arm.
+of activation memory to the per-frame arm; on synthetic data (a tiers.json in the data root)
+also a table per tier (attribute, spatial, size, ordinal cIoU; motion J&F) with each arm's
+difference from the per-frame arm marked when it exceeds the seed spread.
+
+Without --epochs every arm trains the demo's own schedule, so the per-frame arm is the same
+run as the full-method row of `scripts/run_ablation.py --config configs/tiny/demo.py` on the
+same data root (the same fingerprint: one sweep's runs can be linked into the other's
+OUT/<arm>/runs/mba_tmc_bound/ and are reused, not retrained).
 """
 
 import argparse
@@ -27,6 +34,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+
+from mpr_cma.datasets.synthetic import TIERS  # noqa: E402
+
 CONFIGS = ROOT / "projects" / "st_mba" / "configs"
 ARMS = {"per_frame": ROOT / "configs" / "tiny" / "demo.py",
         "st_mba": CONFIGS / "st_mba_demo.py",
@@ -36,13 +47,16 @@ ROW = "mba_tmc_bound"  # run_ablation.py's row that leaves the config as it is
 METRICS = (("cIoU", "refcoco_val"), ("gIoU", "refcoco_val"), ("J&F", "mevis_valid_u"))
 
 
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("work_dirs/st_mba/compare"))
     p.add_argument("--arms", nargs="+", default=["per_frame", "st_mba"], choices=list(ARMS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--epochs", type=float,
+                   help="rescale every arm's schedule to this many epochs (default: the "
+                        "configs' own, the demo's 4)")
     p.add_argument("--procs", type=int, default=2)
     return p.parse_args(argv)
 
@@ -52,8 +66,9 @@ def sweep(args, arm: str) -> dict:
     out = args.out / arm
     command = [sys.executable, str(ROOT / "scripts" / "run_ablation.py"), "--config",
                str(ARMS[arm]), "--data-root", str(args.data_root), "--out", str(out),
-               "--rows", ROW, "--seeds", *map(str, args.seeds), "--epochs", str(args.epochs),
-               "--procs", str(args.procs)]
+               "--rows", ROW, "--seeds", *map(str, args.seeds), "--procs", str(args.procs)]
+    if args.epochs is not None:
+        command += ["--epochs", str(args.epochs)]
     print(f"[compare] {arm}: {' '.join(command)}", flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((out / "ablation.json").read_text())
@@ -96,12 +111,44 @@ def summarise(results: dict[str, dict]) -> tuple[list[str], dict]:
     return lines, table
 
 
+def tier_lines(results: dict[str, dict]) -> list[str]:
+    """Per-tier table (mean ± sample std over seeds); "*" marks an arm whose difference from
+    the per-frame arm exceeds the seed spread (|difference of means| > the sum of the two
+    sample stds). Empty when the sweeps have no tier scores (data without tiers.json)."""
+    if not all("tiers" in res["table"][ROW] for res in results.values()):
+        return []
+    yard = next(iter(results.values()))["yardsticks"]["tiers"]
+    tiers = [t for t in TIERS if t in yard["every_object"]]
+    head = ["arm", *[f"{t} ({'J&F' if t == 'motion' else 'cIoU'})" for t in tiers]]
+    lines = ["", "Per tier (mean ± sample std over seeds; * = beyond the seed spread of the "
+             "per-frame arm):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = results.get("per_frame")
+    for arm, res in results.items():
+        cells = [arm]
+        for t in tiers:
+            mean, std = res["table"][ROW]["tiers"][t]
+            mark = ""
+            if base is not None and arm != "per_frame":
+                m0, s0 = base["table"][ROW]["tiers"][t]
+                if std is not None and s0 is not None and abs(mean - m0) > std + s0:
+                    mark = " *"
+            cells.append(f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}") + mark)
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, label in (("every_object", "every object"),
+                        ("right_shape", "right shape, any instance")):
+        lines.append(f"| yardstick: {label} | "
+                     + " | ".join(f"{yard[name][t]:.3f}" for t in tiers) + " |")
+    return lines
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     results = {arm: sweep(args, arm) for arm in args.arms}
     lines, table = summarise(results)
+    lines += tier_lines(results)
     hardware = next(iter(results.values()))["hardware"]
-    text = (f"Seeds {args.seeds}, {args.epochs} epochs, {args.procs} processes, data "
+    epochs = "the configs' epochs" if args.epochs is None else f"{args.epochs} epochs"
+    text = (f"Seeds {args.seeds}, {epochs}, {args.procs} processes, data "
             f"{args.data_root}; {hardware}. Mean ± sample std over seeds.\n\n"
             + "\n".join(lines) + "\n")
     args.out.mkdir(parents=True, exist_ok=True)
