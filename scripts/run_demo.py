@@ -54,7 +54,11 @@ from mpr_cma.engine.pipeline import (  # noqa: E402
     hardware_summary,
     run_logged,
 )
-from mpr_cma.evaluation.tiers import refcoco_tier_scores, refvos_tier_scores  # noqa: E402
+from mpr_cma.evaluation.tiers import (  # noqa: E402
+    refcoco_mask_shares,
+    refcoco_tier_scores,
+    refvos_tier_scores,
+)
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object  # noqa: E402
 from mpr_cma.models.inference import predict_image  # noqa: E402
 from mpr_cma.models.mllm.preprocess import open_image  # noqa: E402
@@ -237,6 +241,19 @@ def tier_table(tiers: dict) -> list[str]:
     return lines
 
 
+def mask_share_table(shares: dict) -> list[str]:
+    """Markdown rows: per RefCOCO val tier, where the trained model's predicted pixels lie
+    (`refcoco_mask_shares`): which distractor it takes for the referred object."""
+    lines = ["| tier | items | on the target | other objects of its shape | other objects "
+             "of its colour | other objects | background |", "|---|---|---|---|---|---|---|"]
+    for tier in [t for t in TIERS if t in shares] + ["all"]:
+        row = shares[tier]
+        lines.append(f"| {tier} | {row['num_items']} | " + " | ".join(
+            f"{row[name]:.2f}" for name in ("target", "same_shape", "same_colour",
+                                            "other_object", "background")) + " |")
+    return lines
+
+
 def metric_table(results: dict, yardsticks: dict) -> dict[str, dict[str, float]]:
     """{row: {"cIoU", "gIoU", "no_seg", "J&F", "J", "F"}} for the report."""
     rows = {}
@@ -347,6 +364,10 @@ def summary_markdown(report: dict) -> str:
     if report.get("tiers"):
         lines += ["", "Per tier (trained model; the yardsticks answer the same items):", ""]
         lines += tier_table(report["tiers"])
+    if report.get("mask_shares"):
+        lines += ["", "Where the trained model's predicted pixels lie (RefCOCO val, fraction "
+                  "of them):", ""]
+        lines += mask_share_table(report["mask_shares"])
     check = report["check"]
     lines += ["", f"**Check:** {check['verdict']}", ""]
     lines += [f"**Figure not drawn:** {name}: {error}" for name, error in
@@ -498,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = metric_table(results, yardsticks)
     with steps.timed("tiers"):
         tiers = tier_scores(data, eval_dir)
+        shares = refcoco_mask_shares(data, eval_dir / "trained" / "refcoco_val" / "masks")
     report_dir.mkdir(parents=True, exist_ok=True)
     with steps.timed("figures"):
         figure_errors = make_figures(args, data, train_dir, eval_dir, report_dir)
@@ -518,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": {v: {s: r["metrics"] for s, r in by.items()} for v, by in results.items()},
         "yardsticks": yardsticks,
         "tiers": tiers,
+        "mask_shares": shares,
         "figure_errors": figure_errors,
         "commands": steps.commands,
         "seconds": steps.seconds,

@@ -11,6 +11,10 @@ wrote, per tier, and the same items answered by two predictors that need no mode
 
 A tier is "solved" only where the model beats both. Image tiers are scored by cIoU / gIoU
 (`RefCOCOEvaluator`); the video tier by J&F (`RefVOSEvaluator`).
+
+`refcoco_mask_shares` says where a model's predicted pixels go instead: on the referred
+object, on other objects of its shape, on other objects of its colour, on the rest, or on
+the background (which distractor the model confuses the target with).
 """
 
 import json
@@ -35,7 +39,11 @@ from mpr_cma.evaluation.refvos_metric import RefVOSEvaluator
 
 PREDICTORS = ("model", "every_object", "right_shape")
 
-__all__ = ["PREDICTORS", "read_tiers", "refcoco_tier_scores", "refvos_tier_scores"]
+# Where a predicted pixel can lie, relative to the referred object (refcoco_mask_shares).
+SHARES = ("target", "same_shape", "same_colour", "other_object", "background")
+
+__all__ = ["PREDICTORS", "SHARES", "read_tiers", "refcoco_mask_shares", "refcoco_tier_scores",
+           "refvos_tier_scores"]
 
 
 def read_tiers(data_root: str | Path) -> dict:
@@ -97,6 +105,77 @@ def refcoco_tier_scores(data_root: str | Path, masks_dir: str | Path | None,
                 evaluator.process(preds[name], gt, item_id)
     return {name: {tier: _summary(ev.compute()) for tier, ev in by_tier.items()}
             for name, by_tier in evaluators.items()}
+
+
+def refcoco_mask_shares(data_root: str | Path, masks_dir: str | Path, dataset: str = "refcoco",
+                        split: str = "val") -> dict:
+    """Where the predicted pixels of a RefCOCO-layout split go, per tier.
+
+    Each predicted pixel counts once, by what lies under it: the referred object
+    ("target"), another object of its shape ("same_shape", any colour), another object of
+    its colour but another shape ("same_colour"), any other object ("other_object") or no
+    object ("background"). Objects are the visible masks of instances.json (they do not
+    overlap); colours come from the data root's scenes.json.
+
+    Args:
+        data_root: synthetic DATA_ROOT (refcoco/, tiers.json, scenes.json).
+        masks_dir: `<item_id>.png` masks of `tools/test.py --save-masks`.
+        dataset, split: as `load_refcoco`.
+
+    Returns:
+        {tier: {share: fraction of the tier's predicted pixels, for each of SHARES,
+        "predicted_pixels", "target_pixels", "num_items"}}, tiers in data order plus "all".
+    """
+    tiers = read_tiers(data_root)["refcoco"]
+    scenes_path = Path(data_root) / "scenes.json"
+    if not scenes_path.is_file():
+        raise FileNotFoundError(f"{scenes_path} not found: regenerate the data with "
+                                "scripts/make_synthetic_data.py (it writes the scenes)")
+    colour_of = {obj["id"]: obj["colour"]
+                 for scene in json.loads(scenes_path.read_text())["images"].values()
+                 for obj in scene["objects"]}
+    records = load_refcoco(data_root, dataset, split=split)
+    instances = read_instances(instances_path(data_root, dataset))
+    objects: dict[int, list] = defaultdict(list)
+    for ann in instances["annotations"]:
+        if ann["id"] not in colour_of:
+            raise KeyError(f"{scenes_path}: no object {ann['id']} (annotation of image "
+                           f"{ann['image_id']}); the data root's files do not belong together")
+        objects[ann["image_id"]].append((ann["id"], ann["category_id"], ann["segmentation"]))
+    counts: dict = defaultdict(lambda: defaultdict(int))
+    for item_id, record, _ in refcoco_sentence_items(records):
+        labels = tiers.get(str(record.ref_id))
+        if labels is None or len(labels) != len(record.sent_ids):
+            raise KeyError(f"{TIERS_FILE}: no tier for each sentence of ref {record.ref_id}")
+        tier = labels[record.sent_ids.index(int(item_id.rsplit("_", 1)[1]))]
+        hw = (record.height, record.width)
+        pred = _png(Path(masks_dir) / f"{item_id}.png", hw)
+        target_colour = colour_of[record.ann_id]
+        covered = np.zeros(hw, dtype=bool)
+        found = defaultdict(int)
+        for ann_id, category, segmentation in objects[record.image_id]:
+            mask = segmentation_to_mask(segmentation, *hw)
+            if ann_id == record.ann_id:
+                share = "target"
+                found["target_pixels"] += int(mask.sum())
+            elif category == record.category_id:
+                share = "same_shape"
+            elif colour_of[ann_id] == target_colour:
+                share = "same_colour"
+            else:
+                share = "other_object"
+            found[share] += int((pred & mask & ~covered).sum())
+            covered |= mask
+        found["background"] += int((pred & ~covered).sum())
+        found["predicted_pixels"] += int(pred.sum())
+        for key in (tier, "all"):
+            for name, value in found.items():
+                counts[key][name] += value
+            counts[key]["num_items"] += 1
+    return {tier: {**{name: c[name] / max(c["predicted_pixels"], 1) for name in SHARES},
+                   "predicted_pixels": c["predicted_pixels"],
+                   "target_pixels": c["target_pixels"], "num_items": c["num_items"]}
+            for tier, c in counts.items()}
 
 
 def _union(objects: list, category: int | None, hw: tuple[int, int]) -> np.ndarray:

@@ -1,6 +1,7 @@
 """mpr_cma.evaluation.tiers: per-tier scores of saved masks and the two yardsticks on the
 synthetic data (tiers.json labels every expression)."""
 
+import shutil
 
 import numpy as np
 import pytest
@@ -8,8 +9,15 @@ from PIL import Image
 
 from mpr_cma.datasets import RefVOSSplit, load_refcoco, ref_mask
 from mpr_cma.datasets import sentence_items as refcoco_sentence_items
+from mpr_cma.datasets.refcoco_format import instances_path, read_instances, segmentation_to_mask
 from mpr_cma.datasets.synthetic import TIERS, SyntheticConfig, generate_synthetic
-from mpr_cma.evaluation.tiers import read_tiers, refcoco_tier_scores, refvos_tier_scores
+from mpr_cma.evaluation.tiers import (
+    SHARES,
+    read_tiers,
+    refcoco_mask_shares,
+    refcoco_tier_scores,
+    refvos_tier_scores,
+)
 from mpr_cma.evaluation.yardsticks import refcoco_every_object, refvos_every_object
 
 
@@ -69,3 +77,55 @@ def test_missing_tiers_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="tiers.json"):
         read_tiers(tmp_path)
 
+
+
+def write_masks(data, folder, mask_of):
+    """`<item_id>.png` for every val sentence, the mask `mask_of(record)`."""
+    folder.mkdir()
+    for item_id, record, _ in refcoco_sentence_items(load_refcoco(data, "refcoco",
+                                                                  split="val")):
+        Image.fromarray(mask_of(record).astype(np.uint8) * 255).save(folder / f"{item_id}.png")
+
+
+def test_mask_shares_of_the_ground_truth_and_of_the_whole_image(data, tmp_path):
+    write_masks(data, tmp_path / "gt", ref_mask)
+    shares = refcoco_mask_shares(data, tmp_path / "gt")
+    for tier, row in shares.items():
+        assert row["target"] == pytest.approx(1.0), tier
+        assert row["predicted_pixels"] == row["target_pixels"]
+    # Every pixel predicted: the shares are the image's make-up, summing to one.
+    write_masks(data, tmp_path / "all", lambda r: np.ones((r.height, r.width), bool))
+    whole = refcoco_mask_shares(data, tmp_path / "all")["all"]
+    assert sum(whole[name] for name in SHARES) == pytest.approx(1.0)
+    assert whole["target"] == pytest.approx(whole["target_pixels"] / whole["predicted_pixels"])
+    assert 0 < whole["background"] < 1 and whole["same_colour"] > 0 and whole["same_shape"] > 0
+    assert whole["num_items"] == sum(r["num_items"] for t, r in
+                                     refcoco_mask_shares(data, tmp_path / "all").items()
+                                     if t != "all")
+
+
+def test_mask_shares_count_a_same_shape_distractor_as_such(data, tmp_path):
+    """A prediction of every object of the target's shape but the target itself lands
+    entirely on "same_shape" (the tiers' right-shape yardstick minus the target)."""
+    anns = read_instances(instances_path(data, "refcoco"))["annotations"]
+
+    def others_of_shape(record):
+        mask = np.zeros((record.height, record.width), bool)
+        for a in anns:
+            if (a["image_id"] == record.image_id and a["category_id"] == record.category_id
+                    and a["id"] != record.ann_id):
+                mask |= segmentation_to_mask(a["segmentation"], record.height, record.width)
+        return mask
+
+    write_masks(data, tmp_path / "shape", others_of_shape)
+    row = refcoco_mask_shares(data, tmp_path / "shape")["all"]
+    assert row["predicted_pixels"] > 0
+    assert row["same_shape"] == pytest.approx(1.0) and row["target"] == 0
+
+
+def test_mask_shares_need_the_scenes_file(data, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    (copy / "scenes.json").unlink()
+    with pytest.raises(FileNotFoundError, match="scenes.json"):
+        refcoco_mask_shares(copy, tmp_path)

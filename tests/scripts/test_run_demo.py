@@ -156,6 +156,19 @@ def test_quick_demo_writes_every_report_file(tmp_path):
                for c in results["commands"])
     assert any("dist_train.sh" in c for c in results["commands"])
     assert sum("dist_test.sh" in c for c in results["commands"]) == 6
+    shares = results["mask_shares"]
+    assert shares["all"]["num_items"] == results["results"]["trained"]["refcoco_val"][
+        "num_items"]
     summary = (report / "summary.md").read_text()
     assert "every object" in summary and "fig5_attention.png" in summary
+    assert "| all | " in summary.split("predicted pixels lie")[1]
     assert (work / "train" / "last_checkpoint").is_file()
+
+
+def test_mask_share_table_rows():
+    demo = load_script("run_demo")
+    row = {"target": 0.5, "same_shape": 0.1, "same_colour": 0.3, "other_object": 0.05,
+           "background": 0.05, "num_items": 7}
+    lines = demo.mask_share_table({"attribute": row, "all": {**row, "num_items": 9}})
+    assert lines[2] == "| attribute | 7 | 0.50 | 0.10 | 0.30 | 0.05 | 0.05 |"
+    assert lines[3].startswith("| all | 9 |") and len(lines) == 4
