@@ -167,6 +167,7 @@ def _radius_range(image_size: int) -> tuple[int, int]:
 def sample_image_scene(
     rng: np.random.Generator, image_size: int, n_objects: tuple[int, int] = (3, 6),
     min_visible: float = 0.7, max_tries: int = 60, first_id: int = 0,
+    n_colours: int | None = None,
 ) -> list[SceneObject]:
     """Sample a still scene: 2-3 shapes x 2-3 colours, objects placed one by one.
 
@@ -178,12 +179,17 @@ def sample_image_scene(
         min_visible: Minimum visible fraction of every object's footprint.
         max_tries: Placement attempts per object.
         first_id: Id of the first object; ids are consecutive.
+        n_colours: Colours of the scene's palette; None = 2-3 at random (the benchmark's
+            scenes). 1 gives scenes in which only shape tells objects apart (the probe of
+            scripts/probe_prompt_grounding.py --mono-fraction).
 
     Returns:
         The objects in drawing order.
     """
     n = int(rng.integers(n_objects[0], n_objects[1] + 1))
-    shapes, colours = _palette(rng, int(rng.integers(2, 4)), int(rng.integers(2, 4)))
+    n_shapes, drawn_colours = int(rng.integers(2, 4)), int(rng.integers(2, 4))
+    shapes, colours = _palette(rng, n_shapes, drawn_colours if n_colours is None
+                               else int(n_colours))
     r_lo, r_hi = _radius_range(image_size)
     hw = (image_size, image_size)
     objects: list[SceneObject] = []

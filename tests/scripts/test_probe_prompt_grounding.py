@@ -42,3 +42,34 @@ def test_batch_masks_nest(probe):
     for name in ("every", "colour", "shape"):
         assert (batch[name] | ~target).all(), name  # each yardstick covers the target
     assert batch["pixels"].shape == (4, 3, 64, 64)
+
+
+def test_single_colour_scenes_leave_only_shape(probe):
+    import numpy as np
+    batch = probe.make_batch(np.random.default_rng(0), 6, 64, mono_fraction=1.0)
+    # One colour per scene: the colour union is every object, the target is the shape union.
+    assert (batch["colour"] == batch["every"]).all()
+    assert (batch["target"] == batch["shape"]).all()
+    mixed = probe.make_batch(np.random.default_rng(0), 16, 64)
+    assert not (mixed["colour"] == mixed["every"]).all()
+
+
+def test_shape_pretraining_trains_the_encoder_only(probe):
+    import torch
+    model = probe.build("demo", 64, 32)
+    encoder = [p.detach().clone() for p in model.sam2_model.image_encoder.parameters()]
+    decoder = [p.detach().clone() for p in model.sam2_model.sam_mask_decoder.transformer
+               .parameters()]
+    accuracy = probe.pretrain_shape(model, steps=2, size=64, lr=1e-3, seed=0, batch=2,
+                                    n_eval=2)
+    assert 0.0 <= accuracy <= 1.0
+    assert any(not torch.equal(a, b) for a, b in
+               zip(encoder, model.sam2_model.image_encoder.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in
+               zip(decoder, model.sam2_model.sam_mask_decoder.transformer.parameters(),
+                   strict=True))
+
+
+def test_mono_fraction_is_checked(probe):
+    with pytest.raises(ValueError, match="--mono-fraction"):
+        probe.run_probe(steps=1, mono_fraction=1.5, progress=False)
