@@ -49,14 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"{DEFAULT_MAX_FRAMES}); a longer one is refused")
     parser.add_argument("--max-new-tokens", type=int, default=2048,
                         help="generation budget (Sa2VA: 2048)")
-    parser.add_argument("--num-key-frames", type=int, default=5,
-                        help="video frames shown to the MLLM (Sa2VA: 5)")
+    parser.add_argument("--num-key-frames", type=int,
+                        help="video frames shown to the MLLM (default: the config's "
+                             "num_key_frames, else Sa2VA's 5)")
     parser.add_argument("--max-tiles", type=int, default=12, help="image tiles (Sa2VA: 12)")
     parser.add_argument("--answer", help='teacher-force this answer, e.g. "It is [SEG]." '
                                          "(untrained models)")
     args = parser.parse_args(argv)
     if args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
+    if args.num_key_frames is not None and args.num_key_frames < 1:
+        parser.error(f"--num-key-frames must be a positive integer, got {args.num_key_frames}")
     return args
 
 
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_inference_model(args.config, args.checkpoint, device=args.device,
                                       cfg_options=args.cfg_options)
     except (FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
-            ConfigReferenceError) as err:
+            ConfigReferenceError, ValueError) as err:
         logger.error("%s", err)
         return 1
     logger.info("model: %s", loaded.describe())

@@ -39,6 +39,7 @@ from mpr_cma.checkpoint import (
     load_model_config,
     stored_model_config,
 )
+from mpr_cma.engine.config import SA2VA_NUM_KEY_FRAMES, config_num_key_frames
 from mpr_cma.models.attention_recording import record_attention
 from mpr_cma.models.inference import predict_image, predict_video
 from mpr_cma.models.mllm.preprocess import open_image
@@ -63,11 +64,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--attention", action="store_true", help="also save MBA attention")
     parser.add_argument("--answer", help='teacher-forced answer, e.g. "It is [SEG]."')
-    parser.add_argument("--num-key-frames", type=int, default=5)
+    parser.add_argument("--num-key-frames", type=int,
+                        help="video frames shown to the MLLM (default: the config's "
+                             "num_key_frames, else Sa2VA's 5)")
     parser.add_argument("--fps", type=float, default=10.0, help="overlay video frame rate")
     parser.add_argument("--frames", action="store_true", help="also write overlay frames")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.num_key_frames is not None and args.num_key_frames < 1:
+        parser.error(f"--num-key-frames must be a positive integer, got {args.num_key_frames}")
+    return args
+
+
+def default_num_key_frames(args: argparse.Namespace, cfg) -> None:
+    """Fill `args.num_key_frames` from the loaded config (None: an HF folder's stored build
+    config, which holds the model only: Sa2VA's 5)."""
+    if args.num_key_frames is not None:
+        return
+    if cfg is None:
+        args.num_key_frames = SA2VA_NUM_KEY_FRAMES
+        return
+    try:
+        args.num_key_frames = config_num_key_frames(cfg, args.config or args.model)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
 
 
 def load_model(args: argparse.Namespace) -> torch.nn.Module:
@@ -81,12 +101,16 @@ def load_model(args: argparse.Namespace) -> torch.nn.Module:
                      "pass --config")
         if args.cfg_options and args.config is None:
             sys.exit("error: --cfg-options applies to a config file: pass --config")
-        cfg = (load_model_config(args.config, cfg_options=args.cfg_options).model
-               if args.config else stored)
+        full = (load_model_config(args.config, cfg_options=args.cfg_options)
+                if args.config else None)
+        default_num_key_frames(args, full)
+        cfg = full.model if full is not None else stored
         model = build_and_load(cfg, path, tokenizer=None if args.config else path)[0]
         print(f"loaded {path}")
     else:
-        cfg = load_model_config(path, cfg_options=args.cfg_options).model
+        full = load_model_config(path, cfg_options=args.cfg_options)
+        default_num_key_frames(args, full)
+        cfg = full.model
         if args.checkpoint is None:
             print("warning: no --checkpoint: the config's pretrained weights / random init")
             model = build_model(cfg, pretrained=True)

@@ -187,14 +187,15 @@ def config_num_key_frames(parser: argparse.ArgumentParser, config: str,
                           cfg_options: list[str]) -> int:
     """The config's `num_key_frames` (configs/_base_/default_runtime.py), else Sa2VA's 5."""
     from mpr_cma.engine.config import ConfigReferenceError, load_config
+    from mpr_cma.engine.config import config_num_key_frames as read_num_key_frames
     try:
         cfg = load_config(config, cfg_options, import_custom_modules=False)
     except (FileNotFoundError, ConfigReferenceError) as err:
         parser.error(f"{config}: {err}")
-    value = cfg.get("num_key_frames", 5)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        parser.error(f"{config}: num_key_frames must be a positive integer, got {value!r}")
-    return value
+    try:
+        return read_num_key_frames(cfg, config)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def _check_inference_args(parser: argparse.ArgumentParser,

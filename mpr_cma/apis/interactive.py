@@ -133,7 +133,7 @@ def _run_video(model, media: Media, text: str, answer, max_new_tokens: int,
 
 def run_request(model, media: str | Path | Media | None, text: str | None, *,
                 answer: str | None = None, max_frames: int = DEFAULT_MAX_FRAMES,
-                max_new_tokens: int = MAX_NEW_TOKENS, num_key_frames: int = 5,
+                max_new_tokens: int = MAX_NEW_TOKENS, num_key_frames: int | None = None,
                 max_tiles: int = 12, attention: bool = True) -> Response:
     """Segment what `text` refers to in an uploaded image or video.
 
@@ -144,7 +144,8 @@ def run_request(model, media: str | Path | Media | None, text: str | None, *,
         answer: teacher-forced answer instead of greedy generation (e.g. "It is [SEG].").
         max_frames: the video frame cap (see `mpr_cma.apis.media`).
         max_new_tokens: generation budget (Sa2VA: 2048).
-        num_key_frames: video frames shown to the MLLM (Sa2VA: the first 5).
+        num_key_frames: video frames shown to the MLLM; None: the `InferenceModel`'s
+            (its config's `num_key_frames`), else Sa2VA's 5.
         max_tiles: InternVL image tiles (Sa2VA: 12).
         attention: also draw MBA's attention maps (when the model has MBA).
 
@@ -153,6 +154,9 @@ def run_request(model, media: str | Path | Media | None, text: str | None, *,
     """
     import torch
 
+    if num_key_frames is None:
+        from mpr_cma.engine.config import SA2VA_NUM_KEY_FRAMES
+        num_key_frames = getattr(model, "num_key_frames", SA2VA_NUM_KEY_FRAMES)
     model = getattr(model, "model", model)  # an InferenceModel
     try:
         text = _check_text(text)

@@ -24,6 +24,8 @@ class InferenceModel:
         checkpoint: the resolved checkpoint path (None: the config's random init).
         checkpoint_kind: "hf", "deepspeed", "pth" or None.
         device: the model's device, e.g. "cpu" or "cuda:0".
+        num_key_frames: the config's `num_key_frames` (video frames shown to the MLLM;
+            Sa2VA's 5 unless the config sets it), the default of `run_request`.
     """
 
     model: object
@@ -31,6 +33,7 @@ class InferenceModel:
     checkpoint: str | None
     checkpoint_kind: str | None
     device: str
+    num_key_frames: int = 5
 
     @property
     def has_mba(self) -> bool:
@@ -60,12 +63,17 @@ def load_inference_model(config: str | Path, checkpoint: str | Path | None,
     Raises:
         FileNotFoundError, CorruptCheckpointError, CheckpointKeyError,
         ConfigReferenceError: as `tools/test.py` (each message names the file or the key).
+        ValueError: the config's num_key_frames is not a positive integer.
     """
     import torch
 
+    from mpr_cma.engine.config import config_num_key_frames, load_config
     from mpr_cma.engine.evaluate import build_eval_model, eval_device
 
+    # Read first: a bad num_key_frames is refused before minutes of model building.
+    num_key_frames = config_num_key_frames(
+        load_config(config, cfg_options, import_custom_modules=False), config)
     target = torch.device(device) if device else eval_device()
     model, info = build_eval_model(config, checkpoint, target, cfg_options=cfg_options)
     return InferenceModel(model, str(config), info["checkpoint"], info["checkpoint_kind"],
-                          str(target))
+                          str(target), num_key_frames)

@@ -42,8 +42,11 @@ from mpr_cma.engine.references import (
     resolve_references,
 )
 
-__all__ = ["RUNNER_FIELDS", "ConfigReferenceError", "load_config", "parse_cfg_options",
-           "resolve_references", "unused_fields"]
+__all__ = ["RUNNER_FIELDS", "SA2VA_NUM_KEY_FRAMES", "ConfigReferenceError", "config_num_key_frames",
+           "load_config", "parse_cfg_options", "resolve_references", "unused_fields"]
+
+# Sa2VA's video rule shows the MLLM the first min(5, T) frames (configs/_base_/default_runtime.py).
+SA2VA_NUM_KEY_FRAMES = 5
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -294,3 +297,17 @@ def unused_fields(path: str | Path) -> list[str]:
     merged, _ = _load_file(Path(path).resolve())
     _, used, unread = resolve_references(merged)
     return sorted([k for k in merged if k not in used and k not in RUNNER_FIELDS] + unread)
+
+
+def config_num_key_frames(cfg: Mapping[str, Any], source: str | Path = "config") -> int:
+    """A loaded config's `num_key_frames` (the video frames prompted through the MLLM;
+    configs/_base_/default_runtime.py), else Sa2VA's 5: the default of every tool that
+    segments videos (tools/test.py, tools/predict.py, tools/app.py, mpr_cma.apis).
+
+    Raises:
+        ValueError: the field is not a positive integer (the message names `source`).
+    """
+    value = cfg.get("num_key_frames", SA2VA_NUM_KEY_FRAMES)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{source}: num_key_frames must be a positive integer, got {value!r}")
+    return value

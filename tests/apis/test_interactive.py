@@ -101,3 +101,13 @@ def test_bad_uploads_are_messages(tiny_model, tmp_path):
     for media, message in cases.items():
         response = run_request(tiny_model, media, "the dog", answer=SEG, max_frames=3)
         assert not response.ok and message in response.message, (media, response.message)
+
+
+def test_key_frames_default_to_the_loaded_models_config(tiny_model, tmp_path):
+    """Without num_key_frames, a request uses the InferenceModel's (its config's
+    num_key_frames): here 2, so MBA maps are drawn for 2 frames of the 4."""
+    import dataclasses
+    two = dataclasses.replace(tiny_model, num_key_frames=2)
+    response = run_request(two, _video(tmp_path / "clip.mp4", 4), "the dog", answer=SEG)
+    assert response.ok and len(response.attention) == 4
+    assert response.attention[-1][1] == "frame 00001: attention x mask gate"

@@ -70,3 +70,19 @@ def test_app_frame_cap_default_is_the_api_one():
 def test_app_refuses_a_bad_model_before_serving(extra, message, caplog):
     assert _app().main([str(TINY), *extra]) == 1
     assert message in caplog.text
+
+
+def test_the_configs_num_key_frames_is_the_request_default(tmp_path):
+    demo = ROOT / "configs" / "tiny" / "demo.py"
+    assert load_inference_model(TINY, None, device="cpu").num_key_frames == 5
+    loaded = load_inference_model(demo, None, device="cpu")
+    assert loaded.num_key_frames == 8
+    with pytest.raises(ValueError, match="num_key_frames must be a positive integer"):
+        load_inference_model(demo, None, device="cpu", cfg_options=["num_key_frames=0"])
+
+
+def test_app_key_frames_default_to_the_model_config():
+    app = _app()
+    assert app.parse_args(["c.py", "--checkpoint", "x"]).num_key_frames is None
+    with pytest.raises(SystemExit):
+        app.parse_args(["c.py", "--checkpoint", "x", "--num-key-frames", "0"])

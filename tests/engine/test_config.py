@@ -162,3 +162,12 @@ def test_no_code_reads_a_config_past_load_config():
                if "Config.fromfile(" in p.read_text(encoding="utf-8")
                and p.name != "config.py" and p != Path(__file__).resolve()]
     assert readers == [], f"use mpr_cma.engine.config.load_config in: {readers}"
+
+
+def test_config_num_key_frames_reads_and_checks_the_field():
+    from mpr_cma.engine.config import SA2VA_NUM_KEY_FRAMES, config_num_key_frames
+    assert config_num_key_frames({}) == SA2VA_NUM_KEY_FRAMES == 5
+    assert config_num_key_frames({"num_key_frames": 8}) == 8
+    for bad in (0, -1, "5", True, 2.0):
+        with pytest.raises(ValueError, match=r"leaf.py: num_key_frames must be a positive"):
+            config_num_key_frames({"num_key_frames": bad}, "leaf.py")

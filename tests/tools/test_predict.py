@@ -105,3 +105,25 @@ def test_cfg_options_reach_the_model_of_a_config():
     args = predict.parse_args([str(TINY), "--image", "x.jpg", "--text", "the cat", "--out",
                                "out", "--device", "cpu", "--cfg-options", "mba.top_k=2"])
     assert predict.load_model(args).grounding.mba.router.top_k == 2
+
+
+def test_num_key_frames_defaults_to_the_config(hf_dir):
+    """Sa2VA's 5 from configs/_base_/default_runtime.py, the demo config's 8, an explicit
+    flag over both, and an HF folder's stored build config (the model only): 5."""
+    def key_frames(*argv):
+        args = predict.parse_args([*argv, "--image", "x.jpg", "--text", "the cat", "--out",
+                                   "out", "--device", "cpu"])
+        predict.load_model(args)
+        return args.num_key_frames
+
+    demo = ROOT / "configs" / "tiny" / "demo.py"
+    assert key_frames(str(TINY)) == 5
+    assert key_frames(str(demo)) == 8
+    assert key_frames(str(demo), "--num-key-frames", "3") == 3
+    assert key_frames(str(demo), "--cfg-options", "num_key_frames=2") == 2
+    assert key_frames(str(hf_dir)) == 5
+    with pytest.raises(SystemExit, match="num_key_frames must be a positive integer"):
+        key_frames(str(demo), "--cfg-options", "num_key_frames=0")
+    with pytest.raises(SystemExit):
+        predict.parse_args([str(TINY), "--image", "x.jpg", "--text", "t", "--out", "o",
+                            "--num-key-frames", "0"])
