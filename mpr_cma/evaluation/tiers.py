@@ -87,11 +87,7 @@ def refcoco_tier_scores(data_root: str | Path, masks_dir: str | Path | None,
         objects[ann["image_id"]].append((ann["category_id"], ann["segmentation"]))
     predictors = PREDICTORS if masks_dir is not None else PREDICTORS[1:]
     evaluators: dict = defaultdict(dict)
-    for item_id, record, _ in refcoco_sentence_items(records):
-        labels = tiers.get(str(record.ref_id))
-        if labels is None or len(labels) != len(record.sent_ids):
-            raise KeyError(f"{TIERS_FILE}: no tier for each sentence of ref {record.ref_id}")
-        tier = labels[record.sent_ids.index(int(item_id.rsplit("_", 1)[1]))]
+    for item_id, record, tier in _tiered_sentences(records, tiers):
         hw = (record.height, record.width)
         gt = ref_mask(record)
         preds = {"every_object": _union(objects[record.image_id], None, hw),
@@ -143,11 +139,7 @@ def refcoco_mask_shares(data_root: str | Path, masks_dir: str | Path, dataset: s
                            f"{ann['image_id']}); the data root's files do not belong together")
         objects[ann["image_id"]].append((ann["id"], ann["category_id"], ann["segmentation"]))
     counts: dict = defaultdict(lambda: defaultdict(int))
-    for item_id, record, _ in refcoco_sentence_items(records):
-        labels = tiers.get(str(record.ref_id))
-        if labels is None or len(labels) != len(record.sent_ids):
-            raise KeyError(f"{TIERS_FILE}: no tier for each sentence of ref {record.ref_id}")
-        tier = labels[record.sent_ids.index(int(item_id.rsplit("_", 1)[1]))]
+    for item_id, record, tier in _tiered_sentences(records, tiers):
         hw = (record.height, record.width)
         pred = _png(Path(masks_dir) / f"{item_id}.png", hw)
         target_colour = colour_of[record.ann_id]
@@ -176,6 +168,20 @@ def refcoco_mask_shares(data_root: str | Path, masks_dir: str | Path, dataset: s
                    "predicted_pixels": c["predicted_pixels"],
                    "target_pixels": c["target_pixels"], "num_items": c["num_items"]}
             for tier, c in counts.items()}
+
+
+def _tiered_sentences(records: list, tiers: dict):
+    """(item_id, record, tier) of every sentence of `records`, its tier from tiers.json's
+    "refcoco" labels (one per sentence of a ref, in sentence order).
+
+    Raises:
+        KeyError: a ref without a tier for each of its sentences.
+    """
+    for item_id, record, _ in refcoco_sentence_items(records):
+        labels = tiers.get(str(record.ref_id))
+        if labels is None or len(labels) != len(record.sent_ids):
+            raise KeyError(f"{TIERS_FILE}: no tier for each sentence of ref {record.ref_id}")
+        yield item_id, record, labels[record.sent_ids.index(int(item_id.rsplit("_", 1)[1]))]
 
 
 def _union(objects: list, category: int | None, hw: tuple[int, int]) -> np.ndarray:
